@@ -26,9 +26,19 @@ lint: $(STAMP)
 test: lint etcd
 	$(BIN)/pytest
 
+# Until the runtime lands, the demo is a round trip through the embedded store: writes with
+# compare-and-swap, a read, a replayed watch, a listing and the store's status.
+DEMO := $(BIN)/constellation --data-dir $(DEMO_DIR)
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
-	$(BIN)/python -m constellation.demo --data-dir $(DEMO_DIR)
+	$(DEMO) store put /demo/greeting hello
+	$(DEMO) store put /demo/greeting "hello again"
+	$(DEMO) store put /demo/answer 42
+	$(DEMO) store get /demo/greeting
+	$(DEMO) store watch /demo/ --from 1 --count 3
+	$(DEMO) store delete /demo/answer
+	$(DEMO) store list /demo/
+	$(DEMO) store status
 
 bench: $(STAMP) etcd
 	$(BIN)/python bench/store.py

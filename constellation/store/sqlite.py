@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -369,7 +370,7 @@ class SqliteStore:
         with self._write() as conn:
             current = _current_revision(conn)
             if revision > current:
-                raise ValueError(f"cannot compact to future revision {revision} (now {current})")
+                raise StoreError(f"revision {revision} is a future revision (current {current})")
             compacted = _meta(conn, "compact_revision")
             if revision <= compacted:
                 raise Compacted(revision, compacted)
@@ -582,7 +583,6 @@ def _drop_history(conn: sqlite3.Connection, low: int, high: int, target: int) ->
 
 
 def _describe(error: sqlite3.Error, path: Path) -> str:
-    message = str(error)
-    if "unable to open" in message or "readonly" in message:
-        return f"{message} (is {path.parent} writable?)"
-    return message
+    if not os.access(path.parent, os.W_OK):
+        return f"data directory {path.parent} is read-only"
+    return str(error)

@@ -1,0 +1,5 @@
+"""`python -m constellation` runs the CLI."""
+
+from constellation.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `constellation` command: typer commands, one module per verb; rendering in `ui`."""
