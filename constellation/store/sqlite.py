@@ -391,7 +391,7 @@ class SqliteStore:
             if low >= target:
                 return False
             high = min(target, low + COMPACT_BATCH)
-            _drop_history(conn, low, high, target)
+            _drop_history(conn, low, high)
             conn.execute("UPDATE meta SET value = ? WHERE name = 'compact_cursor'", (high,))
             return high < target
 
@@ -568,14 +568,20 @@ def _list_at_sql(
     return sql, (*_range_args(start, end), revision, revision, limit or -1)
 
 
-def _drop_history(conn: sqlite3.Connection, low: int, high: int, target: int) -> None:
-    """Delete rows in [low, high) that no read at or after `target` can see: tombstones, and
-    rows superseded at or before `target`. The row at `target` itself always stays."""
+def _drop_history(conn: sqlite3.Connection, low: int, high: int) -> None:
+    """Drop what no read at or after the compaction point can see, for one window.
+
+    Each row in (low, high] deletes the row it superseded (as kine does): walking from the
+    newer row means every superseded row is found exactly once, whatever order the windows
+    run in. Tombstones in [low, high) go too; the row at the compaction point always stays.
+    """
     conn.execute(
-        f"DELETE FROM log WHERE revision >= ? AND revision < ? AND (op = {OP_DELETE}"
-        " OR EXISTS (SELECT 1 FROM log AS s WHERE s.key = log.key"
-        " AND s.prev_revision = log.revision AND s.revision <= ?))",
-        (low, high, target),
+        "DELETE FROM log WHERE revision IN (SELECT prev_revision FROM log"
+        " WHERE revision > ? AND revision <= ? AND prev_revision != 0)",
+        (low, high),
+    )
+    conn.execute(
+        f"DELETE FROM log WHERE revision >= ? AND revision < ? AND op = {OP_DELETE}", (low, high)
     )
     conn.execute(
         "DELETE FROM kv WHERE deleted = 1 AND mod_revision >= ? AND mod_revision < ?", (low, high)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -414,3 +415,27 @@ def test_compaction_under_concurrent_writes_keeps_the_latest_state(store: Store,
     with store.watch(p, compacted_to) as watch:
         replayed = drain(watch, revision - compacted_to + 1, timeout=30)
     assert [e.revision for e in replayed] == list(range(compacted_to, revision + 1))
+
+
+def test_repeated_compaction_keeps_exactly_one_version_per_key(store: Store, p: str) -> None:
+    keys = [f"{p}k{i:02d}" for i in range(20)]
+    latest = {key: store.create(key, b"0") for key in keys}
+    history = [(record.mod_revision, key, record.value) for key, record in latest.items()]
+    compacted_to = 0
+    shuffle = random.Random(7).shuffle
+    for round_ in range(1, 9):
+        # A different order and cut each round, so that a key's old rows straddle the
+        # compaction point in one round and fall far below it in the next.
+        shuffle(keys)
+        for key in keys:
+            latest[key] = store.update(key, str(round_).encode(), latest[key].mod_revision)
+            history.append((latest[key].mod_revision, key, latest[key].value))
+        compacted_to = store.current_revision() - (3 + round_ % 4 * 4)
+        store.compact(compacted_to)
+    for revision in (compacted_to, compacted_to + 3, store.current_revision()):
+        expected: dict[str, bytes] = {}
+        for written_at, key, value in history:
+            if written_at <= revision:
+                expected[key] = value
+        records, _ = store.list(p, revision=revision)
+        assert [(r.key, r.value) for r in records] == sorted(expected.items())

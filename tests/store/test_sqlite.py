@@ -138,18 +138,26 @@ def _per_group(path: Path, prefix: str, condition: str) -> dict[str, int]:
 
 def test_automatic_compaction_keeps_the_configured_number_of_revisions(tmp_path: Path) -> None:
     with sqlite_store(f"sqlite://{tmp_path / 'state.db'}?retain=100") as store:
-        record = store.create("/k", b"0")
-        for i in range(600):
-            record = store.update("/k", str(i).encode(), record.mod_revision)
+        records = {key: store.create(key, b"0") for key in (f"/k{i}" for i in range(50))}
+        for i in range(40):  # 2,000 updates: twenty times the retained history
+            for key, record in records.items():
+                records[key] = store.update(key, str(i).encode(), record.mod_revision)
+        current = store.current_revision()
         deadline = time.monotonic() + 10
-        while store.compact_revision() < 400 and time.monotonic() < deadline:
+        while store.compact_revision() < current - 110 and time.monotonic() < deadline:
             time.sleep(0.05)
         compacted = store.compact_revision()
-        assert 400 <= compacted <= record.mod_revision - 100
+        assert current - 110 <= compacted <= current - 100
         with pytest.raises(Compacted):
             store.list("/", revision=compacted - 1)
-        rows = sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM log").fetchone()[0]
-        assert rows <= record.mod_revision - compacted + 1
+        # Every key once, at its value as of the compaction point.
+        at_compaction, _ = store.list("/", revision=compacted)
+        assert sorted(r.key for r in at_compaction) == sorted(records)
+        db = sqlite3.connect(store.path)
+        rows = db.execute("SELECT COUNT(*) FROM log").fetchone()[0]
+        db.close()
+        # History since the compaction point, plus at most one older row per key.
+        assert rows <= current - compacted + 1 + len(records)
 
 
 def test_compaction_in_another_process_never_fails_writers(
