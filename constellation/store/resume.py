@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from types import TracebackType
 
 from constellation.store.errors import Unavailable
 from constellation.store.protocol import Store
-from constellation.store.types import Event, Watch
+from constellation.store.types import Event, Stream, Watch
 
 
-class ResumingWatch:
+class ResumingWatch(Stream[Event]):
     """Events under `prefix` from `start_revision` (0: from now on), across store outages.
 
     `Compacted` and other errors are raised to the reader: history it needs is gone and it must
@@ -110,30 +108,12 @@ class ResumingWatch:
                 self._watch = None
         watch.close()
 
-    def __iter__(self) -> Iterator[Event]:
-        while True:
-            event = self.next_event()
-            if event is None:
-                return
-            yield event
-
     def close(self) -> None:
         self._closed.set()
         with self._lock:
             watch, self._watch = self._watch, None
         if watch is not None:
             watch.close()
-
-    def __enter__(self) -> ResumingWatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def resuming_watch(store: Store, prefix: str, start_revision: int = 0) -> ResumingWatch:

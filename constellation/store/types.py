@@ -8,8 +8,10 @@ from __future__ import annotations
 import enum
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Generic, Self, TypeVar
 
 from constellation.store.errors import StoreError
 
@@ -49,11 +51,36 @@ class Event:
         return self.record.key
 
 
+T = TypeVar("T")
+
+
+class Stream(ABC, Generic[T]):
+    """A closeable stream of items: poll with `next_event(timeout)`, or iterate (blocking)
+    until it is closed. Every watch-like handle in Constellation is one."""
+
+    @abstractmethod
+    def next_event(self, timeout: float | None = None) -> T | None:
+        """The next item, or None when `timeout` passes first or the stream is closed."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __iter__(self) -> Iterator[T]:
+        while (item := self.next_event()) is not None:
+            yield item
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class _Closed:
     """Sentinel queued by `Watch.close` to wake a blocked reader."""
 
 
-class Watch:
+class Watch(Stream[Event]):
     """An open watch: iterate it (blocking) or poll it with `next_event(timeout)`; close it.
 
     Backends feed it from their own threads with `push` and end it with `fail`. Iteration ends
@@ -94,13 +121,6 @@ class Watch:
             return None
         return item
 
-    def __iter__(self) -> Iterator[Event]:
-        while True:
-            event = self.next_event()
-            if event is None:
-                return
-            yield event
-
     def close(self) -> None:
         if self._closed.is_set():
             return
@@ -108,9 +128,3 @@ class Watch:
         if self._on_close is not None:
             self._on_close()
         self._queue.put(_Closed())
-
-    def __enter__(self) -> Watch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
