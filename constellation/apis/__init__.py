@@ -1,0 +1,1 @@
+"""The kinds users and controllers write, as Pydantic models: validation only, no I/O."""
