@@ -1,0 +1,1 @@
+"""The typed resource client: Kubernetes object semantics over a Store."""
