@@ -10,17 +10,31 @@ from typing import Annotated
 import typer
 
 from constellation import __version__
-from constellation.cli import store_cmd, ui
+from constellation.cli import (
+    apply_cmd,
+    crds_cmd,
+    delete_cmd,
+    describe_cmd,
+    diff_cmd,
+    get_cmd,
+    store_cmd,
+    ui,
+)
 from constellation.cli.context import CliContext, default_data_dir
-from constellation.store import StoreError
+from constellation.cli.errors import report_user_error
 
 app = typer.Typer(
     name="constellation",
     help="A small declarative orchestrator for Linux processes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
+app.command()(apply_cmd.apply)
+app.command()(get_cmd.get)
+app.command()(describe_cmd.describe)
+app.command()(delete_cmd.delete)
+app.command()(diff_cmd.diff)
+app.command()(crds_cmd.crds)
 app.add_typer(store_cmd.app, name="store")
 
 
@@ -51,8 +65,9 @@ def version() -> None:
 def main() -> None:
     try:
         app()
-    except StoreError as error:
-        ui.error(str(error))
-        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:
+        if not report_user_error(error):
+            raise
+        sys.exit(1)
