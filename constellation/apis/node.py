@@ -60,3 +60,12 @@ class Node(Resource):
             if condition.type == "Ready":
                 return condition.status
         return "Unknown"
+
+
+HEARTBEAT_PREFIX = "/heartbeats/nodes/"
+
+
+def heartbeat_key(node_name: str) -> str:
+    """The store key an agent attaches to its heartbeat lease (`spec.leaseId`): it exists
+    exactly while the lease is alive, and its DELETE event says the node stopped beating."""
+    return f"{HEARTBEAT_PREFIX}{node_name}"

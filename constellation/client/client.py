@@ -127,10 +127,16 @@ class Client:
     # -- writes --------------------------------------------------------------------------
 
     def create(
-        self, obj: R, *, applied: dict[str, Any] | None = None, created_by: str | None = None
+        self,
+        obj: R,
+        *,
+        applied: dict[str, Any] | None = None,
+        created_by: str | None = None,
+        lease: int | None = None,
     ) -> R:
         """Store a new object (`AlreadyExists` if present). `applied` and `created_by` are
-        apply's bookkeeping: the manifest applied and the apply set that created it."""
+        apply's bookkeeping: the manifest applied and the apply set that created it. With a
+        store `lease`, the object is deleted when the lease expires."""
         document = stored_form(obj)
         metadata = document["metadata"]
         for field in SERVER_METADATA:
@@ -139,7 +145,9 @@ class Client:
             uid=str(uuid.uuid4()), generation=1, creationTimestamp=self._clock().isoformat()
         )
         key = object_key(type(obj), obj.metadata.namespace, obj.metadata.name)
-        record = self.store.create(key, Envelope(document, applied, created_by).encode())
+        record = self.store.create(
+            key, Envelope(document, applied, created_by).encode(), lease=lease
+        )
         return to_object(type(obj), document, record.mod_revision)
 
     def update(self, obj: R) -> R:

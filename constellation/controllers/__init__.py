@@ -1,0 +1,1 @@
+"""Control loops: one reconciler per concern, and the machinery that runs them."""

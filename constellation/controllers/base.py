@@ -1,0 +1,125 @@
+"""The contract between reconcilers and the machinery that runs them (controller-runtime's).
+
+A reconciler owns one concern. `reconcile(key)` reads desired and observed state every time
+(level-based: it never branches on what event woke it), makes one step towards the desired
+state, and is idempotent: calling it twice does no harm. It returns a `Result`; raising
+requeues the key with per-key exponential backoff; raising `TerminalError` stops retrying
+(the reconciler sets a condition saying why first). Status is written only when it changed.
+
+Reconcilers read through `Lister`s (informer caches in the manager, direct store reads in
+tests) and write through the `Client`, whose compare-and-swap makes a write from a stale
+cache fail with Conflict instead of clobbering: the key is simply reconciled again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Generic, Protocol, TypeVar
+
+from constellation.apis.meta import Resource
+from constellation.client.client import Client, utc_now
+from constellation.client.selector import Selector
+
+R = TypeVar("R", bound=Resource)
+R_co = TypeVar("R_co", bound=Resource, covariant=True)
+
+
+@dataclass(frozen=True, order=True)
+class Key:
+    """What a reconciler is asked about: one object of its kind, by namespace and name."""
+
+    namespace: str | None
+    name: str
+
+    @classmethod
+    def of(cls, obj: Resource) -> Key:
+        return cls(obj.metadata.namespace, obj.metadata.name)
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+@dataclass(frozen=True)
+class Result:
+    """`requeue_after`: reconcile this key again after that many seconds even if nothing
+    changes (e.g. to check a deadline); None: only when something changes."""
+
+    requeue_after: float | None = None
+
+
+class TerminalError(Exception):
+    """Retrying cannot help (e.g. an invalid reference); the key is not requeued."""
+
+
+class Lister(Protocol[R_co]):
+    """Read access to the objects of one kind."""
+
+    def get(self, name: str, namespace: str | None = "default") -> R_co | None: ...
+
+    def list(
+        self, namespace: str | None = None, selector: Selector | None = None
+    ) -> Sequence[R_co]: ...
+
+
+class DirectLister(Generic[R]):
+    """A Lister that reads the store on every call: exact, slower than an informer cache.
+    For tests and one-off tools."""
+
+    def __init__(self, client: Client, kind: type[R]) -> None:
+        self._client = client
+        self._kind = kind
+
+    def get(self, name: str, namespace: str | None = "default") -> R | None:
+        return self._client.find(self._kind, name, namespace)
+
+    def list(self, namespace: str | None = None, selector: Selector | None = None) -> list[R]:
+        return self._client.list(self._kind, namespace, selector)[0]
+
+
+class EventRecorder(Protocol):
+    """Records what happened to an object and why, as Event objects (see events.py)."""
+
+    def record(self, obj: Resource, reason: str, message: str, type_: str = "Normal") -> None: ...
+
+
+@dataclass
+class Settings:
+    """Tunables shared by the controllers; defaults follow DESIGN.md."""
+
+    node_grace_seconds: float = 5.0  # NotReady this long -> its replicas are replaced
+    reconcile_timeout_seconds: float = 30.0
+    event_ttl_seconds: int = 3600  # events expire through a store lease
+
+
+@dataclass
+class ControllerContext:
+    """Everything a reconciler may use. Built by the manager (informer listers) or by tests
+    (`direct_context`)."""
+
+    client: Client
+    listers: Mapping[type[Resource], Lister[Resource]]
+    recorder: EventRecorder
+    settings: Settings = field(default_factory=Settings)
+    clock: Callable[[], datetime] = utc_now
+
+    def lister(self, kind: type[R]) -> Lister[R]:
+        return self.listers[kind]  # type: ignore[return-value]
+
+
+Mapper = Callable[[Resource], Iterable[Key]]
+"""Maps a change to an object of a watched kind to the keys it affects (e.g. a Replica's
+change to its owning Instance's key)."""
+
+
+class Reconciler(Protocol):
+    """One concern. `KIND` is the kind whose keys it reconciles; `WATCHES` maps other kinds
+    to the keys their changes affect."""
+
+    NAME: ClassVar[str]
+    KIND: ClassVar[type[Resource]]
+
+    def watches(self) -> Mapping[type[Resource], Mapper]: ...
+
+    def reconcile(self, key: Key) -> Result: ...
