@@ -42,6 +42,7 @@ demo: $(STAMP)
 
 bench: $(STAMP) etcd
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/cli.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from constellation.store import Store, default_url, open_store
+if TYPE_CHECKING:
+    from constellation.store import Store
 
 
 def default_data_dir() -> Path:
@@ -20,7 +22,12 @@ class CliContext:
     data_dir: Path
 
     def url(self) -> str:
+        from constellation.store import default_url
+
         return self.store_url or default_url(self.data_dir)
 
     def open_store(self) -> Store:
+        # Imported here, not at start-up: `constellation version` never opens a store.
+        from constellation.store import open_store
+
         return open_store(self.url())

@@ -6,13 +6,15 @@ for operators and for checking what a backend holds.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from constellation.cli import ui
 from constellation.cli.context import CliContext
-from constellation.store import Conflict, NotFound, Record, Store
+
+if TYPE_CHECKING:
+    from constellation.store import Record, Store
 
 app = typer.Typer(help="Inspect the raw key-value store.", no_args_is_help=True)
 
@@ -49,6 +51,8 @@ def status(ctx: typer.Context) -> None:
 @app.command()
 def put(ctx: typer.Context, key: str, value: str) -> None:
     """Create KEY or replace its value (compare-and-swap, retried on conflict)."""
+    from constellation.store import Conflict
+
     store = _store(ctx)
     try:
         while True:
@@ -69,6 +73,8 @@ def put(ctx: typer.Context, key: str, value: str) -> None:
 @app.command()
 def get(ctx: typer.Context, key: str) -> None:
     """Show one key."""
+    from constellation.store import NotFound
+
     store = _store(ctx)
     try:
         record = store.get(key)

@@ -1,0 +1,47 @@
+"""Smoke test of the CLI benchmark harness: it runs, and reports every figure.
+
+Not a timed test: it asserts that the harness works, never how fast the CLI is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES = {
+    "apply_seconds",
+    "apply_peak_rss_mb",
+    "reapply_seconds",
+    "get_table_seconds",
+    "get_table_peak_rss_mb",
+    "get_json_seconds",
+    "get_json_peak_rss_mb",
+    "version_ms",
+    "typer_floor_ms",
+}
+
+
+def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
+    output = tmp_path / "cli.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cli.py"), "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert json.loads(output.read_text()) == report
+    assert report["errors"] == {}
+    assert set(report["figures"]) == FIGURES
+    for name, figure in report["figures"].items():
+        for field in ("constellation", "baseline", "ratio"):
+            value = figure[field]
+            assert isinstance(value, int | float) and value > 0, (name, field, figure)
+    assert report["figures"]["version_ms"]["met"] in (True, False)
+    assert report["figures"]["apply_seconds"]["met"] is None  # not judged on 110 objects
