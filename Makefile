@@ -26,18 +26,19 @@ lint: $(STAMP)
 test: lint etcd
 	$(BIN)/pytest
 
-# Until the runtime lands, the demo is a round trip through the embedded store: writes with
-# compare-and-swap, a read, a replayed watch, a listing and the store's status.
+# Until the agent lands (nothing runs replicas yet), the demo applies the example app to the
+# embedded store, shows it the kubectl way, and looks at the raw store underneath.
 DEMO := $(BIN)/constellation --data-dir $(DEMO_DIR)
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
-	$(DEMO) store put /demo/greeting hello
-	$(DEMO) store put /demo/greeting "hello again"
-	$(DEMO) store put /demo/answer 42
-	$(DEMO) store get /demo/greeting
-	$(DEMO) store watch /demo/ --from 1 --count 3
-	$(DEMO) store delete /demo/answer
-	$(DEMO) store list /demo/
+	$(DEMO) apply -f manifests/examples/app.yaml
+	$(DEMO) apply -f manifests/examples/app.yaml
+	$(DEMO) get instances
+	$(DEMO) get services -o wide
+	$(DEMO) describe instance web
+	@echo '# dry run: replicas belong to the ScalePolicy and stay; only the label change would apply'
+	sed 's/replicas: 2/replicas: 3/; s/tier: frontend/tier: web/' manifests/examples/app.yaml | $(DEMO) apply -f - --dry-run
+	$(DEMO) store list /registry/instances/ --limit 1 >/dev/null
 	$(DEMO) store status
 
 bench: $(STAMP) etcd

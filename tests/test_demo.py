@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_make_demo_runs_the_store_round_trip(tmp_path: Path) -> None:
+def test_make_demo_applies_the_example_app(tmp_path: Path) -> None:
     result = subprocess.run(
         ["make", "-s", "demo", f"DEMO_DIR={tmp_path / 'demo'}"],
         cwd=ROOT,
@@ -17,7 +17,9 @@ def test_make_demo_runs_the_store_round_trip(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "1 PUT /demo/greeting hello" in result.stdout
-    assert "3 PUT /demo/answer 42" in result.stdout
-    assert "/demo/answer deleted at revision 4" in result.stdout
+    out = result.stdout
+    assert "instance/web created" in out and "alert/web-down created" in out
+    assert "instance/web unchanged" in out
+    assert "instance/web configured (dry run)" in out
+    assert "Name:              web" in out
     assert (tmp_path / "demo" / "state.db").is_file()
