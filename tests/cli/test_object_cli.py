@@ -91,11 +91,15 @@ def test_one_bad_document_means_nothing_is_written(tmp_path: Path) -> None:
     assert ok(tmp_path, "get", "instances").strip() == "No resources found."
 
 
-@pytest.mark.parametrize(
-    "path",
-    sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".yaml", ".yml", ".json")),
-    ids=lambda p: p.name,
-)
+CORPUS_FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".yaml", ".yml", ".json"))
+
+
+def test_the_corpus_is_there() -> None:
+    """Without ../shared/corpus the test below would collect nothing and pass silently."""
+    assert len(CORPUS_FILES) >= 100, f"expected the shared corpus at {CORPUS}"
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
 def test_other_systems_files_are_pointed_at_convert(tmp_path: Path, path: Path) -> None:
     result = run(tmp_path, "apply", "-f", str(path), "--dry-run")
     assert result.returncode == 1
