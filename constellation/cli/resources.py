@@ -67,6 +67,9 @@ def to_yaml(documents: list[dict[str, Any]]) -> str:
     yaml = YAML()
     yaml.default_flow_style = False
     yaml.indent(mapping=2, sequence=4, offset=2)
+    # Never fold long strings: ruamel's emitter can fold an escaped double-quoted string
+    # without the trailing backslash, and the value read back gains a space.
+    yaml.width = 2**30
     out = io.StringIO()
     yaml.dump_all(documents, out)
     return out.getvalue()

@@ -50,6 +50,8 @@ def dump_all(documents: list[Any]) -> str:
     yaml.default_flow_style = False
     # Escaped, not raw: the C parser reads a raw NEL (U+0085) in a scalar as a line break.
     yaml.allow_unicode = False
+    # Unfolded, as the CLI's dumper: ruamel can fold an escaped string without its "\".
+    yaml.width = 2**30
     out = io.StringIO()
     yaml.dump_all(documents, out)
     return out.getvalue()

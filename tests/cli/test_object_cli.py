@@ -226,3 +226,13 @@ def test_version_starts_without_loading_the_heavy_modules(tmp_path: Path) -> Non
         timeout=60,
     )
     assert probe.stdout.strip() == "[]"
+
+
+def test_get_yaml_round_trips_long_strings_with_escapes(tmp_path: Path) -> None:
+    awkward = "x" * 70 + "0\\x1f\\x7f\\x7f\\x7f\\U00010000\\U00010000 0 0"
+    manifest = WEB.replace("command: [python3, -m, http.server]", f'command: [sh, "{awkward}"]')
+    ok(tmp_path, "apply", "-f", "-", stdin=manifest)
+    exported = ok(tmp_path, "get", "inst", "web", "-o", "yaml")
+    assert ok(tmp_path, "apply", "-f", "-", stdin=exported).strip() == "instance/web unchanged"
+    shown = json.loads(ok(tmp_path, "get", "inst", "web", "-o", "json"))
+    assert shown["spec"]["command"][1] == "x" * 70 + "0\x1f\x7f\x7f\x7f\U00010000\U00010000 0 0"
