@@ -12,6 +12,7 @@ import typer
 from constellation import __version__
 from constellation.cli import (
     apply_cmd,
+    controllers_cmd,
     crds_cmd,
     delete_cmd,
     describe_cmd,
@@ -35,6 +36,7 @@ app.command()(describe_cmd.describe)
 app.command()(delete_cmd.delete)
 app.command()(diff_cmd.diff)
 app.command()(crds_cmd.crds)
+app.command()(controllers_cmd.controllers)
 app.add_typer(store_cmd.app, name="store")
 
 

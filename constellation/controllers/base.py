@@ -114,8 +114,9 @@ change to its owning Instance's key)."""
 
 
 class Reconciler(Protocol):
-    """One concern. `KIND` is the kind whose keys it reconciles; `WATCHES` maps other kinds
-    to the keys their changes affect."""
+    """One concern. `KIND` is the kind whose keys it reconciles (each change to one queues its
+    own key); `watches()` maps kinds (other kinds, or KIND itself for extra keys) to the keys
+    their changes affect."""
 
     NAME: ClassVar[str]
     KIND: ClassVar[type[Resource]]
@@ -123,3 +124,16 @@ class Reconciler(Protocol):
     def watches(self) -> Mapping[type[Resource], Mapper]: ...
 
     def reconcile(self, key: Key) -> Result: ...
+
+
+Enqueue = Callable[[Key], None]
+
+
+class KeySource(Protocol):
+    """Something other than an informer that queues keys (e.g. the node heartbeat watch).
+    A reconciler offering `sources()` has each started by the manager once the informers have
+    synced (`start(controller.queue.add)`) and stopped when the term ends."""
+
+    def start(self, enqueue: Enqueue) -> None: ...
+
+    def stop(self) -> None: ...
