@@ -1,4 +1,5 @@
-"""`constellation delete`: by manifest, by name or by selector; `--wait` until gone."""
+"""`constellation delete`: by manifest, by name or by selector; `--wait` until gone;
+`--cascade` says what happens to the objects' dependents (kubectl's flag and values)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ from constellation.cli.resources import load_manifests, open_client
 
 if TYPE_CHECKING:
     from constellation.apis.meta import Resource
-    from constellation.client.client import Client
+    from constellation.client.client import Client, Propagation
 
 Target = tuple["type[Resource]", str | None, str]
+
+CASCADES: dict[str, Propagation] = {
+    "background": "Background",
+    "foreground": "Foreground",
+    "orphan": "Orphan",
+}
 
 
 def delete(
@@ -35,13 +42,23 @@ def delete(
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 60.0,
     ignore_not_found: Annotated[bool, typer.Option("--ignore-not-found")] = False,
+    cascade: Annotated[
+        str,
+        typer.Option(
+            help="background: delete now, dependents after; foreground: dependents first; "
+            "orphan: keep the dependents."
+        ),
+    ] = "background",
 ) -> None:
     """Delete objects. Objects with finalizers are marked and go when their finalizers do."""
+    if cascade not in CASCADES:
+        raise CommandError(f"unknown cascade {cascade!r}: use {', '.join(CASCADES)}")
     targets_of = _targets_from_files if filename else _targets_from_args
     client = open_client(ctx)
     try:
         targets = targets_of(client, filename or args or [], recursive, namespace, selector)
-        gone = [t for t in targets if _delete_one(client, t, ignore_not_found)]
+        propagation = CASCADES[cascade]
+        gone = [t for t in targets if _delete_one(client, t, ignore_not_found, propagation)]
         if wait:
             _wait_until_gone(client, gone, timeout)
     finally:
@@ -73,17 +90,20 @@ def _targets_from_args(
     return [(model, namespace, name) for name in names]
 
 
-def _delete_one(client: Client, target: Target, ignore_not_found: bool) -> bool:
+def _delete_one(
+    client: Client, target: Target, ignore_not_found: bool, propagation: Propagation
+) -> bool:
     from constellation.store import NotFound
 
     model, namespace, name = target
     try:
-        marked = client.delete(model, name, namespace)
+        marked = client.delete(model, name, namespace, propagation=propagation)
     except NotFound:
         if ignore_not_found:
             return False
         raise
-    state = "marked for deletion (waiting for finalizers)" if marked else "deleted"
+    waiting = ", ".join(marked.metadata.finalizers) if marked else ""
+    state = f"marked for deletion (waiting for finalizers: {waiting})" if marked else "deleted"
     ui.line(f"{model.KIND.lower()}/{name} {state}")
     return True
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from constellation.apis.meta import Resource
 from constellation.client.codec import (
@@ -32,6 +32,16 @@ from constellation.store.types import Stream
 
 R = TypeVar("R", bound=Resource)
 Clock = Callable[[], datetime]
+Propagation = Literal["Background", "Foreground", "Orphan"]
+
+# The finalizers through which the garbage collector carries out a propagation policy
+# (Kubernetes' names, so manifests and habits carry over).
+FOREGROUND_FINALIZER: Final = "foregroundDeletion"
+ORPHAN_FINALIZER: Final = "orphan"
+PROPAGATION_FINALIZERS: Final[dict[str, str]] = {
+    "Foreground": FOREGROUND_FINALIZER,
+    "Orphan": ORPHAN_FINALIZER,
+}
 
 
 def utc_now() -> datetime:
@@ -176,9 +186,15 @@ class Client:
         name: str,
         namespace: str | None = "default",
         resource_version: str | None = None,
+        propagation: Propagation = "Background",
     ) -> R | None:
         """Delete now, or, while finalizers remain, mark the object with deletionTimestamp
-        (returned) and leave the deleting to whoever removes the last finalizer."""
+        (returned) and leave the deleting to whoever removes the last finalizer.
+
+        `propagation` is Kubernetes' propagationPolicy, carried out by the garbage collector:
+        Background deletes at once and the dependents follow; Foreground and Orphan add the
+        `foregroundDeletion` or `orphan` finalizer, so the object stays until its dependents
+        are deleted, or released from it. An object already marked keeps its finalizers."""
         key = object_key(kind, _scope(kind, namespace), name)
         record = self.store.get(key)
         if record is None:
@@ -186,12 +202,13 @@ class Client:
         expected = int(resource_version) if resource_version else record.mod_revision
         envelope = Envelope.decode(record.value)
         metadata = envelope.object["metadata"]
-        if not metadata.get("finalizers"):
+        finalizers = _with_propagation(metadata.get("finalizers") or [], propagation)
+        if not finalizers:
             self.store.delete(key, expected)
             return None
         if metadata.get("deletionTimestamp"):
             return to_object(kind, envelope.object, record.mod_revision)
-        metadata["deletionTimestamp"] = self._clock().isoformat()
+        metadata.update(deletionTimestamp=self._clock().isoformat(), finalizers=finalizers)
         updated = self.store.update(key, envelope.encode(), expected)
         return to_object(kind, envelope.object, updated.mod_revision)
 
@@ -227,6 +244,16 @@ class Client:
             return to_object(kind, document, revision)
         record = self.store.update(key, envelope.encode(), revision)
         return to_object(kind, document, record.mod_revision)
+
+
+def _with_propagation(finalizers: list[str], propagation: Propagation) -> list[str]:
+    """The finalizers a deletion with `propagation` leaves on the object."""
+    added = PROPAGATION_FINALIZERS.get(propagation)
+    if added is None and propagation != "Background":
+        raise ValueError(
+            f"unknown propagation {propagation!r}: use Background, Foreground or Orphan"
+        )
+    return [*finalizers, added] if added and added not in finalizers else finalizers
 
 
 def _keep_server_metadata(new: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:

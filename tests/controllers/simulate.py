@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from constellation.apis.instance import ResourceList
 from constellation.apis.meta import Condition
 from constellation.apis.node import Node, heartbeat_key
 from constellation.apis.replica import Replica
@@ -30,12 +31,12 @@ def make_node(
     """Register a Ready node with a heartbeat lease, as an agent does."""
     lease = client.store.grant_lease(lease_ttl)
     client.store.create(heartbeat_key(name), name.encode(), lease=lease)
-    resources = {"cpu": cpu, "memory": memory, "pids": pids}
     node = Node.model_validate(
         {"metadata": {"name": name, "labels": labels or {}}, "spec": {"leaseId": lease}}
     )
     node = client.create(node)
-    node.status.capacity = node.status.allocatable = type(node.status.capacity)(**resources)
+    node.status.capacity = ResourceList(cpu=cpu, memory=memory, pids=pids)
+    node.status.allocatable = node.status.capacity
     node.status.conditions = [ready_condition("True")]
     node.status.heartbeatTime = datetime.now(UTC)
     return client.update_status(node)
