@@ -44,6 +44,7 @@ demo: $(STAMP)
 bench: $(STAMP) etcd
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/scheduler.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache
