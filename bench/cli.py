@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from report import cell, grid, met_cell, publish
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "cli.json"
 BIN = Path(sys.executable).parent  # the venv's bin: its python, and the console script
@@ -403,13 +405,10 @@ def render_table(report: dict[str, Any]) -> str:
     header = ("figure", "unit", "constellation", "floor", "ratio", "target", "met")
     rows = [header]
     for entry in report["figures"].values():
-        met = {True: "yes", False: "NO", None: "-"}[entry["met"]]
-        cells = (entry["constellation"], entry["baseline"], entry["ratio"])
-        shown = tuple("-" if cell is None else f"{cell:,}" for cell in cells)
+        shown = tuple(cell(entry[k]) for k in ("constellation", "baseline", "ratio"))
+        met = met_cell(entry["met"])
         rows.append((entry["label"], entry["unit"], *shown, entry["target"] or "", met))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = grid(rows)
     lines.extend(f"floor {name}: {what}" for name, what in BASELINES.items())
     lines.append(f"peak RSS: {report['peak_rss_method']}")
     lines.extend(f"ERROR {name}: {error}" for name, error in report["errors"].items())
@@ -446,12 +445,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     report = run(QUICK if args.quick else FULL)
-    text = json.dumps(report, indent=2)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text + "\n")
-    print(text)
-    print(render_table(report), file=sys.stderr)
-    return 1 if report["errors"] else 0
+    return publish(report, args.output, render_table(report))
 
 
 if __name__ == "__main__":

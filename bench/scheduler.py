@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from report import cell, grid, met_cell, publish
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -367,13 +369,9 @@ def render_table(report: dict[str, Any]) -> str:
     header = ("figure", "unit", "value", "vs anchor", "target", "met")
     rows = [header]
     for item in report["figures"].values():
-        met = {True: "yes", False: "NO", None: "-"}[item["met"]]
-        cells = (item["constellation"], item["ratio"], item["target"])
-        shown = tuple("-" if cell is None else f"{cell:,}" for cell in cells)
-        rows.append((item["label"], item["unit"], *shown, met))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+        shown = tuple(cell(item[k]) for k in ("constellation", "ratio", "target"))
+        rows.append((item["label"], item["unit"], *shown, met_cell(item["met"])))
+    lines = grid(rows)
     lines.extend(f"{name}: {json.dumps(d)}" for name, d in report["details"].items())
     lines.extend(f"ERROR {name}: {error}" for name, error in report["errors"].items())
     return "\n".join(lines)
@@ -442,12 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return manager_child(argv[1])
     args = parse_args(argv)
     report = run(QUICK if args.quick else FULL)
-    text = json.dumps(report, indent=2)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text + "\n")
-    print(text)
-    print(render_table(report), file=sys.stderr)
-    return 1 if report["errors"] else 0
+    return publish(report, args.output, render_table(report))
 
 
 if __name__ == "__main__":

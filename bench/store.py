@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from report import cell, grid, met_cell, publish
+
 from constellation.store import Record, Store, Watch, open_store
 
 T = TypeVar("T")
@@ -539,13 +541,10 @@ def render_table(report: dict[str, Any]) -> str:
     header = ("figure", "unit", "sqlite", "etcd", "ratio", "target", "met")
     rows = [header]
     for entry in report["figures"].values():
-        met = {True: "yes", False: "NO", None: "-"}[entry["met"]]
-        cells = (entry["sqlite"], entry["etcd"], entry["ratio"])
-        shown = tuple("-" if cell is None else f"{cell:,}" for cell in cells)
+        shown = tuple(cell(entry[k]) for k in ("sqlite", "etcd", "ratio"))
+        met = met_cell(entry["met"])
         rows.append((entry["label"], entry["unit"], *shown, entry["target"] or "", met))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = grid(rows)
     for name, detail in report["details"].items():
         lines.append(f"{name}: {json.dumps(detail)}")
     lines.extend(f"ERROR {name}: {error}" for name, error in report["errors"].items())
@@ -603,12 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = QUICK if args.quick else FULL
     report = run(cfg, [args.only] if args.only else BACKENDS)
-    text = json.dumps(report, indent=2)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text + "\n")
-    print(text)
-    print(render_table(report), file=sys.stderr)
-    return 1 if report["errors"] else 0
+    return publish(report, args.output, render_table(report))
 
 
 if __name__ == "__main__":

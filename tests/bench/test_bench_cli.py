@@ -5,12 +5,10 @@ Not a timed test: it asserts that the harness works, never how fast the CLI is.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.quick import run_quick
+
 FIGURES = {
     "apply_seconds",
     "apply_peak_rss_mb",
@@ -25,19 +23,7 @@ FIGURES = {
 
 
 def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
-    output = tmp_path / "cli.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cli.py"), "--quick", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert json.loads(output.read_text()) == report
-    assert report["errors"] == {}
+    report = run_quick("cli", tmp_path)
     assert set(report["figures"]) == FIGURES
     for name, figure in report["figures"].items():
         for field in ("constellation", "baseline", "ratio"):

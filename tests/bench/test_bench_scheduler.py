@@ -3,12 +3,10 @@ present and positive. Not a timed test: how fast is the benchmark's business, no
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.quick import run_quick
+
 FIGURES = {
     "placements_per_s_20_nodes",
     "placements_per_s_100_nodes",
@@ -19,22 +17,14 @@ FIGURES = {
 
 
 def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
-    output = tmp_path / "scheduler.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "scheduler.py"), "--quick", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert json.loads(output.read_text()) == report
-    assert report["errors"] == {}
+    report = run_quick("scheduler", tmp_path)
     assert set(report["figures"]) == FIGURES
     for name, figure in report["figures"].items():
-        assert figure["constellation"] is not None and figure["constellation"] > 0, name
+        value = figure["constellation"]
+        # Idle CPU is counted in 10 ms clock ticks: over the quick run's short window an
+        # idle manager may truly use none. Every other figure must be positive.
+        floor_ok = value >= 0 if name == "manager_idle_cpu_percent" else value > 0
+        assert value is not None and floor_ok, (name, value)
     for name in ("placements_20_nodes", "placements_100_nodes"):
         detail = report["details"][name]
         assert detail["time_mostly_in"] in ("lister_read", "decide", "bind_write", "event_handoff")

@@ -5,12 +5,10 @@ Not a timed test: it asserts that the harness works, never how fast the store is
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.quick import run_quick
+
 FIGURES = {
     "put_single_ops_per_s",
     "put_8threads_ops_per_s",
@@ -25,27 +23,7 @@ FIGURES = {
 
 
 def test_quick_sqlite_run_reports_every_figure(tmp_path: Path) -> None:
-    output = tmp_path / "store.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "store.py"),
-            "--quick",
-            "--only",
-            "sqlite",
-            "--output",
-            str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert json.loads(output.read_text()) == report
-    assert report["errors"] == {}
+    report = run_quick("store", tmp_path, "--only", "sqlite")
     assert set(report["figures"]) == FIGURES
     for name, figure in report["figures"].items():
         value = figure["sqlite"]

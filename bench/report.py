@@ -1,0 +1,39 @@
+"""What every benchmark shares: its JSON report on stdout and on disk, and the table on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def cell(value: float | str | None) -> str:
+    """A figure as the table shows it: thousands separated, "-" when absent."""
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else f"{value:,}"
+
+
+def met_cell(met: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "-"}[met]
+
+
+def grid(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Aligned columns with a rule under the header row."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
+
+
+def publish(report: dict[str, Any], output: Path, table: str) -> int:
+    """Write the report (JSON) to `output` and stdout, the table to stderr; the exit status
+    says whether any part failed."""
+    text = json.dumps(report, indent=2)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text + "\n")
+    print(text)
+    print(table, file=sys.stderr)
+    return 1 if report["errors"] else 0
