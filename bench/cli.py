@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from report import cell, grid, met_cell, publish
+from report import publish, rounded, table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "cli.json"
@@ -212,7 +212,7 @@ def expect_verbs(run: Run, verb: str, count: int, what: str) -> None:
     expect(hits == count == len(lines), f"{what}: {hits} of {len(lines)} lines '{verb}'")
 
 
-def measure_round(manifest: Path, cfg: Config, tmp: Path) -> dict[str, Run]:
+def measurerounded(manifest: Path, cfg: Config, tmp: Path) -> dict[str, Run]:
     """One round on a fresh data dir, each command checked for the output it must give."""
     data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=tmp))
     total = cfg.instances + cfg.services
@@ -237,7 +237,7 @@ def measure_rounds(cfg: Config, tmp: Path) -> dict[str, list[Run]]:
     samples: dict[str, list[Run]] = {}
     for number in range(cfg.runs):
         print(f"bench cli: round {number + 1}/{cfg.runs} ...", file=sys.stderr, flush=True)
-        for name, run in measure_round(manifest, cfg, tmp).items():
+        for name, run in measurerounded(manifest, cfg, tmp).items():
             samples.setdefault(name, []).append(run)
     return samples
 
@@ -356,19 +356,13 @@ def figure_entry(figure: Figure, samples: dict[str, list[Run]], cfg: Config) -> 
         "label": figure.label.replace("N objects", f"{cfg.instances + cfg.services:,} objects"),
         "unit": figure.unit,
         "better": "lower",
-        "constellation": _round(value),
-        "baseline": _round(floor),
+        "constellation": rounded(value),
+        "baseline": rounded(floor),
         "baseline_is": BASELINES[figure.baseline],
-        "ratio": _round(value / floor if value is not None and floor else None),
+        "ratio": rounded(value / floor if value is not None and floor else None),
         "target": figure.target,
         "met": met,
     }
-
-
-def _round(value: float | None) -> float | None:
-    if value is None:
-        return None
-    return round(value, 3 if abs(value) < 100 else 1)
 
 
 def sample_details(samples: dict[str, list[Run]]) -> dict[str, Any]:
@@ -402,17 +396,10 @@ def build_report(
 
 
 def render_table(report: dict[str, Any]) -> str:
-    header = ("figure", "unit", "constellation", "floor", "ratio", "target", "met")
-    rows = [header]
-    for entry in report["figures"].values():
-        shown = tuple(cell(entry[k]) for k in ("constellation", "baseline", "ratio"))
-        met = met_cell(entry["met"])
-        rows.append((entry["label"], entry["unit"], *shown, entry["target"] or "", met))
-    lines = grid(rows)
-    lines.extend(f"floor {name}: {what}" for name, what in BASELINES.items())
-    lines.append(f"peak RSS: {report['peak_rss_method']}")
-    lines.extend(f"ERROR {name}: {error}" for name, error in report["errors"].items())
-    return "\n".join(lines)
+    notes = [f"floor {name}: {what}" for name, what in BASELINES.items()]
+    notes.append(f"peak RSS: {report['peak_rss_method']}")
+    headers = ("constellation", "floor", "ratio", "target")
+    return table(report, headers, ("constellation", "baseline", "ratio", "target"), notes)
 
 
 # -- entry points --------------------------------------------------------------------------

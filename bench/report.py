@@ -9,6 +9,13 @@ from pathlib import Path
 from typing import Any
 
 
+def rounded(value: float | None) -> float | None:
+    """Three decimals for small figures, one for large: enough to read, not noise."""
+    if value is None:
+        return None
+    return round(value, 3 if abs(value) < 100 else 1)
+
+
 def cell(value: float | str | None) -> str:
     """A figure as the table shows it: thousands separated, "-" when absent."""
     if value is None:
@@ -26,6 +33,18 @@ def grid(rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return lines
+
+
+def table(
+    report: dict[str, Any], headers: Sequence[str], keys: Sequence[str], notes: Sequence[str]
+) -> str:
+    """Label, unit, the figure fields named by `keys`, met; then `notes` and any errors."""
+    rows = [("figure", "unit", *headers, "met")]
+    for entry in report["figures"].values():
+        shown = tuple(cell(entry[key]) for key in keys)
+        rows.append((entry["label"], entry["unit"], *shown, met_cell(entry["met"])))
+    errors = [f"ERROR {name}: {error}" for name, error in report["errors"].items()]
+    return "\n".join([*grid(rows), *notes, *errors])
 
 
 def publish(report: dict[str, Any], output: Path, table: str) -> int:

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from report import cell, grid, met_cell, publish
+from report import publish, rounded, table
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -350,31 +350,19 @@ def entry(figure: Figure, value: float | None) -> dict[str, Any]:
         "label": figure.label,
         "unit": figure.unit,
         "better": "higher" if figure.higher_is_better else "lower",
-        "constellation": _round(value),
+        "constellation": rounded(value),
         "anchor": figure.anchor,
         "anchor_is": "kube-scheduler, published, 5,000 nodes" if figure.anchor else None,
-        "ratio": _round(ratio),
+        "ratio": rounded(ratio),
         "target": figure.target,
         "met": met,
     }
 
 
-def _round(value: float | None) -> float | None:
-    if value is None:
-        return None
-    return round(value, 3 if abs(value) < 100 else 1)
-
-
 def render_table(report: dict[str, Any]) -> str:
-    header = ("figure", "unit", "value", "vs anchor", "target", "met")
-    rows = [header]
-    for item in report["figures"].values():
-        shown = tuple(cell(item[k]) for k in ("constellation", "ratio", "target"))
-        rows.append((item["label"], item["unit"], *shown, met_cell(item["met"])))
-    lines = grid(rows)
-    lines.extend(f"{name}: {json.dumps(d)}" for name, d in report["details"].items())
-    lines.extend(f"ERROR {name}: {error}" for name, error in report["errors"].items())
-    return "\n".join(lines)
+    details = [f"{name}: {json.dumps(d)}" for name, d in report["details"].items()]
+    headers = ("value", "vs anchor", "target")
+    return table(report, headers, ("constellation", "ratio", "target"), details)
 
 
 def where_time_goes(detail: dict[str, float]) -> str:
@@ -396,11 +384,11 @@ def run(cfg: Config) -> dict[str, Any]:
             name = f"placements_{n}_nodes"
             if measured := attempt(name, errors, lambda n=n: placements(cfg, n, root)):
                 values[f"placements_per_s_{n}_nodes"] = measured["placements_per_s"]
-                details[name] = {k: _round(v) for k, v in measured.items()}
+                details[name] = {k: rounded(v) for k, v in measured.items()}
                 details[name]["time_mostly_in"] = where_time_goes(measured)
         if manager := attempt("manager", errors, lambda: manager_figures(cfg, root)):
             values.update({f"manager_{k}": v for k, v in manager.items()})
-            details["manager"] = {k: _round(v) for k, v in manager.items()}
+            details["manager"] = {k: rounded(v) for k, v in manager.items()}
     return {
         "benchmark": "scheduler",
         "ratio": "constellation / kube-scheduler's published placements/s",

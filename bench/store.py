@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from report import cell, grid, met_cell, publish
+from report import publish, rounded, table
 
 from constellation.store import Record, Store, Watch, open_store
 
@@ -501,18 +501,12 @@ def figure_entry(figure: Figure, values: dict[str, dict[str, float]]) -> dict[st
         "label": figure.label,
         "unit": figure.unit,
         "better": "higher" if figure.higher_is_better else "lower",
-        "sqlite": _round(sqlite),
-        "etcd": _round(etcd),
-        "ratio": _round(ratio),
+        "sqlite": rounded(sqlite),
+        "etcd": rounded(etcd),
+        "ratio": rounded(ratio),
         "target": figure.target,
         "met": judge(figure, sqlite, etcd),
     }
-
-
-def _round(value: float | None) -> float | None:
-    if value is None:
-        return None
-    return round(value, 3 if abs(value) < 100 else 1)
 
 
 def build_report(
@@ -538,17 +532,9 @@ def build_report(
 
 
 def render_table(report: dict[str, Any]) -> str:
-    header = ("figure", "unit", "sqlite", "etcd", "ratio", "target", "met")
-    rows = [header]
-    for entry in report["figures"].values():
-        shown = tuple(cell(entry[k]) for k in ("sqlite", "etcd", "ratio"))
-        met = met_cell(entry["met"])
-        rows.append((entry["label"], entry["unit"], *shown, entry["target"] or "", met))
-    lines = grid(rows)
-    for name, detail in report["details"].items():
-        lines.append(f"{name}: {json.dumps(detail)}")
-    lines.extend(f"ERROR {name}: {error}" for name, error in report["errors"].items())
-    return "\n".join(lines)
+    details = [f"{name}: {json.dumps(detail)}" for name, detail in report["details"].items()]
+    keys = ("sqlite", "etcd", "ratio", "target")
+    return table(report, keys, keys, details)
 
 
 # -- entry points --------------------------------------------------------------------------
