@@ -12,25 +12,16 @@ class CommandError(Exception):
 
 def user_error_lines(error: BaseException) -> list[str] | None:
     """The lines to print for a user error, or None for anything else (a bug: let it raise)."""
-    from constellation.apis.loader import ManifestError, ManifestErrors
+    from constellation.apis.loader import ManifestError
     from constellation.apis.registry import UnknownKind
     from constellation.cli.sources import SourceError
     from constellation.client.apply import InvalidMerge
     from constellation.client.selector import SelectorError
     from constellation.store import StoreError
 
-    if isinstance(error, ManifestErrors):
+    if isinstance(error, ManifestError):  # ManifestErrors too: one line per problem
         return list(error.messages)
-    if isinstance(error, UnknownKind):
-        return [error.args[0] if error.args else str(error)]
-    user_errors = (
-        CommandError,
-        ManifestError,
-        SourceError,
-        InvalidMerge,
-        SelectorError,
-        StoreError,
-    )
+    user_errors = (CommandError, SourceError, InvalidMerge, SelectorError, StoreError, UnknownKind)
     if isinstance(error, user_errors):
         return [str(error)]
     return None

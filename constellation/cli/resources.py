@@ -35,10 +35,8 @@ def load_manifests(paths: list[str], recursive: bool) -> list[Resource]:
     for source in read_sources(paths, recursive):
         try:
             objects.extend(load_objects(source.text, source.name))
-        except ManifestErrors as errors:
-            problems.extend(errors.messages)
-        except ManifestError as error:
-            problems.append(str(error))
+        except ManifestError as error:  # ManifestErrors too: each lists its lines
+            problems.extend(error.messages)
     problems.extend(_duplicates(objects))
     if problems:
         raise ManifestErrors(problems)
