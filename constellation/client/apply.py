@@ -133,10 +133,11 @@ def _without_owned(
     last: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The manifests minus fields someone else owns, so the merge keeps the live values."""
-    new, last = copy.deepcopy(new), copy.deepcopy(last)
-    if _scaled_by_policy(client, kind, live):
-        remove_path(new, REPLICAS)
-        remove_path(last, REPLICAS)
+    if not _scaled_by_policy(client, kind, live):
+        return new, last
+    new, last = copy.deepcopy(new), copy.deepcopy(last)  # `new` is also the record kept
+    remove_path(new, REPLICAS)
+    remove_path(last, REPLICAS)
     return new, last
 
 

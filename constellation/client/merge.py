@@ -9,33 +9,35 @@ item on that name; other lists belong to whoever wrote them last, the manifest.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 JSON = Any
 
 
 def three_way_merge(last: JSON, new: JSON, live: JSON) -> JSON:
-    """The live object with the manifest's changes since `last` applied on top of it."""
+    """The live object with the manifest's changes since `last` applied on top of it.
+
+    The inputs are never modified; the result shares the subtrees it takes unchanged from
+    them (copying them would be most of apply's time), so treat all three as read-only."""
     if isinstance(new, dict) and isinstance(live, dict):
         return _merge_dicts(last if isinstance(last, dict) else {}, new, live)
     if _keyed(new) and _keyed(live):
         return _merge_keyed_lists(last if _keyed(last) else [], new, live)
-    return copy.deepcopy(new)
+    return new
 
 
 def _merge_dicts(last: dict[str, JSON], new: dict[str, JSON], live: dict[str, JSON]) -> JSON:
-    merged = {key: copy.deepcopy(value) for key, value in live.items()}
-    for key, value in new.items():
-        merged[key] = three_way_merge(last.get(key), value, live[key]) if key in live else value
-    for key in last.keys() - new.keys():
-        if key not in merged:
-            continue
-        if isinstance(last[key], dict) and isinstance(merged[key], dict):
+    merged: dict[str, JSON] = {}
+    for key, value in live.items():
+        if key in new:
+            merged[key] = three_way_merge(last.get(key), new[key], value)
+        elif key not in last:
+            merged[key] = value  # never in the manifest: someone else's
+        elif isinstance(last[key], dict) and isinstance(value, dict):
             # Only what the manifest had set goes; what others added beside it stays.
-            merged[key] = _merge_dicts(last[key], {}, merged[key])
-        else:
-            del merged[key]
+            merged[key] = _merge_dicts(last[key], {}, value)
+    for key, value in new.items():
+        merged.setdefault(key, value)
     return merged
 
 
@@ -54,14 +56,12 @@ def _merge_keyed_lists(last: list[JSON], new: list[JSON], live: list[JSON]) -> J
     merged = [
         three_way_merge(last_by_name.get(item["name"]), item, live_by_name[item["name"]])
         if item["name"] in live_by_name
-        else copy.deepcopy(item)
+        else item
         for item in new
     ]
     # Items others added (never in the manifest) stay, after the manifest's own.
     merged += [
-        copy.deepcopy(item)
-        for item in live
-        if item["name"] not in new_names and item["name"] not in last_by_name
+        item for item in live if item["name"] not in new_names and item["name"] not in last_by_name
     ]
     return merged
 
