@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from constellation.apis.meta import Resource
-from constellation.client.client import Client, utc_now
+from constellation.client.client import Client
 from constellation.client.selector import Selector
 
 R = TypeVar("R", bound=Resource)
@@ -93,6 +93,12 @@ class Settings:
     event_ttl_seconds: int = 3600  # events expire through a store lease
 
 
+def precise_now() -> datetime:
+    """The controllers' clock: full precision, since they measure deadlines with it (a node's
+    grace period); timestamps users read are truncated where they are written."""
+    return datetime.now(UTC)
+
+
 @dataclass
 class ControllerContext:
     """Everything a reconciler may use. Built by the manager (informer listers) or by tests
@@ -102,7 +108,7 @@ class ControllerContext:
     listers: Mapping[type[Resource], Lister[Resource]]
     recorder: EventRecorder
     settings: Settings = field(default_factory=Settings)
-    clock: Callable[[], datetime] = utc_now
+    clock: Callable[[], datetime] = precise_now
 
     def lister(self, kind: type[R]) -> Lister[R]:
         return self.listers[kind]  # type: ignore[return-value]

@@ -39,13 +39,12 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 from constellation.apis.meta import Condition, Resource
 from constellation.apis.node import HEARTBEAT_PREFIX, Node, heartbeat_key
 from constellation.apis.replica import Replica
-from constellation.client.client import utc_now
 from constellation.controllers.base import (
     ControllerContext,
     Enqueue,
@@ -233,10 +232,7 @@ class NodeLifecycle:
         return self._ctx.settings.node_grace_seconds
 
     def _now(self) -> datetime:
-        # The shared clock truncates to whole seconds: too coarse for a grace of 1 s. A clock
-        # a test injected is honoured as it is.
-        clock = self._ctx.clock
-        return datetime.now(UTC) if clock is utc_now else clock()
+        return self._ctx.clock()
 
     # -- the fallback sweep --------------------------------------------------------------
 
