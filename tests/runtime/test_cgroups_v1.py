@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from constellation.runtime.cgroups import CgroupManager, Limits, detect, v1_manager
+from constellation.runtime.cgroups import CgroupError, CgroupManager, Limits, detect, v1_manager
 from tests.runtime.conftest import NEEDS_ROOT
 
 ROOT = "/sys/fs/cgroup"
@@ -280,3 +280,15 @@ def test_open_reads_back_a_cgroup_another_manager_made(
     assert adopted is not None
     assert adopted.pids() == [child.pid]
     assert adopted.stats().pids == 1
+
+
+def test_errors_name_the_file_and_the_reason(manager: CgroupManager) -> None:
+    cgroup = manager.create("web-0", Limits())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with pytest.raises(
+        CgroupError, match=rf"cannot write '{gone.pid}' to .*/web-0/cgroup\.procs: ESRCH"
+    ):
+        cgroup.join(gone.pid)
+    with pytest.raises(CgroupError, match=r"cpu\.cfs_quota_us: EINVAL"):
+        manager.create("web-0", Limits(cpu_millicores=1))  # 100 us: below the kernel's 1 ms
