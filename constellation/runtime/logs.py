@@ -84,7 +84,8 @@ class ReplicaLogs:
                 inode, position = _inode(self.current), 0
             size = _size(self.current)
             if size < position:
-                yield _read_from(self._rotated(1), position)
+                if missed := _read_from(self._rotated(1), position):
+                    yield missed
                 position = 0
             if size > position:
                 data = _read_from(self.current, position)

@@ -64,7 +64,7 @@ def test_reap_of_a_process_that_is_not_our_child() -> None:
     """After an agent restart its replicas belong to someone else: exit is seen, the status is
     not."""
     shell = subprocess.Popen(
-        ["/bin/sh", "-c", "sleep 0.3 & echo $!; wait"], stdout=subprocess.PIPE, text=True
+        ["/bin/sh", "-c", "sleep 30 & echo $!; wait"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert shell.stdout is not None
@@ -75,6 +75,7 @@ def test_reap_of_a_process_that_is_not_our_child() -> None:
         assert pidfd is not None
         try:
             assert reap(pidfd) is None
+            signal_pidfd(pidfd, signal.SIGKILL)
             assert readable(pidfd, 5)
             assert reap(pidfd) == ExitStatus(None, None)
         finally:

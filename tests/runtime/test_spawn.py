@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -338,10 +339,8 @@ def test_without_pid_namespace_the_host_pid_is_seen(tmp_path: Path) -> None:
             namespaces=frozenset({"mount", "uts", "ipc"}),
         )
     ) as spawned:
-        deadline = time.monotonic() + 5
-        while not (tmp_path / "replica.log").read_text() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert (tmp_path / "replica.log").read_text() == f"{spawned.pid}\n"
+        log = tmp_path / "replica.log"
+        assert wait_until(lambda: log.read_text() == f"{spawned.pid}\n")
 
 
 def test_workload_as_pid_1_ignores_sigterm_without_a_handler(tmp_path: Path) -> None:
@@ -352,14 +351,33 @@ def test_workload_as_pid_1_ignores_sigterm_without_a_handler(tmp_path: Path) -> 
         assert wait_exit(spawned.pidfd, timeout=0.5) is None
 
 
-def zombies_among_children(pid: int) -> list[str]:
+def children(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as f:
-        children = f.read().split()
+        return [int(child) for child in f.read().split()]
+
+
+def zombies_among_children(pid: int) -> list[str]:
     states = []
-    for child in children:
+    for child in children(pid):
         with open(f"/proc/{child}/stat") as f:
             states.append(f.read().rsplit(")", 1)[1].split()[0])
     return [state for state in states if state == "Z"]
+
+
+def command_lines(pids: list[int]) -> list[bytes]:
+    """A zombie's is empty."""
+    lines = []
+    for pid in pids:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            lines.append(f.read())
+    return lines
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
 
 
 ORPHAN_THEN_SLEEP = 'sh -c "sleep 0.1 &"; exec sleep 30'
@@ -367,10 +385,7 @@ ORPHAN_THEN_SLEEP = 'sh -c "sleep 0.1 &"; exec sleep 30'
 
 def test_without_init_orphans_stay_zombies(tmp_path: Path) -> None:
     with replica(spec(tmp_path, "/bin/sh", "-c", ORPHAN_THEN_SLEEP)) as spawned:
-        deadline = time.monotonic() + 5
-        while not zombies_among_children(spawned.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert zombies_among_children(spawned.pid) == ["Z"]
+        assert wait_until(lambda: zombies_among_children(spawned.pid) == ["Z"])
 
 
 @needs_tini
@@ -379,10 +394,9 @@ def test_tini_is_pid_1_and_reaps_orphans(tmp_path: Path) -> None:
     with replica(spec(tmp_path, "/bin/sh", "-c", ORPHAN_THEN_SLEEP, init=TINI)) as spawned:
         with open(f"/proc/{spawned.pid}/cmdline", "rb") as f:
             assert f.read().split(b"\0")[:3] == [TINI.encode(), b"-g", b"--"]
-        time.sleep(0.5)  # the orphan has exited by now
-        with open(f"/proc/{spawned.pid}/task/{spawned.pid}/children") as f:
-            assert len(f.read().split()) == 1  # only the workload: the orphan was reaped
-        assert zombies_among_children(spawned.pid) == []
+        # the orphan is re-parented to tini before the shell execs sleep 30: once sleep 30 is
+        # tini's only child, the orphan has come, exited and been reaped
+        assert wait_until(lambda: command_lines(children(spawned.pid)) == [b"sleep\x0030\x00"])
 
 
 @needs_tini
@@ -391,7 +405,9 @@ def test_tini_forwards_sigterm_to_the_whole_process_group(tmp_path: Path) -> Non
     because the sleep got the signal too (-g); tini alone would signal the shell only."""
     script = 'trap "echo trapped" TERM; sleep 30; echo sleep ended'
     with replica(spec(tmp_path, "/bin/sh", "-c", script, init=TINI)) as spawned:
-        time.sleep(0.2)  # let the shell start its sleep
+        assert wait_until(lambda: len(children(spawned.pid)) == 1)
+        shell = children(spawned.pid)[0]
+        assert wait_until(lambda: command_lines(children(shell)) == [b"sleep\x0030\x00"])
         linux.pidfd_send_signal(spawned.pidfd, signal.SIGTERM)
         assert wait_exit(spawned.pidfd, timeout=5) == OK
     # dash reports its job's death ("Terminated") before running the trap
