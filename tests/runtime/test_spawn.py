@@ -277,6 +277,20 @@ def test_replica_joins_the_given_cgroups(tmp_path: Path, pids_cgroup: Path) -> N
             assert f":pids:/{relative}\n" in f.read()
 
 
+def test_cgroup_namespace_roots_the_replica_at_its_cgroups(
+    tmp_path: Path, pids_cgroup: Path
+) -> None:
+    """Joined before unshare, so the replica sees its own cgroup as the root."""
+    status, log = sh(
+        tmp_path,
+        "grep :pids: /proc/self/cgroup",
+        namespaces=frozenset({"pid", "mount", "uts", "ipc", "cgroup"}),
+        cgroup_procs=[str(pids_cgroup / "cgroup.procs")],
+    )
+    assert status == OK
+    assert log.endswith(":pids:/\n")
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
