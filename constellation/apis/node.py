@@ -39,6 +39,8 @@ class NodeStatus(StrictModel):
     nodeInfo: NodeInfo = Field(default_factory=NodeInfo)
     conditions: list[Condition] = Field(default_factory=list)
     heartbeatTime: Timestamp | None = None
+    # The agent's HTTP endpoint for logs and stats, "host:port"; empty when it serves none.
+    agentEndpoint: str = ""
 
 
 class Node(Resource):

@@ -85,6 +85,11 @@ def _ready(obj: Instance) -> str:
     return f"{obj.status.readyReplicas}/{obj.spec.replicas}"
 
 
+def _replica_ready(obj: Replica) -> str:
+    ready = any(c.type == "Ready" and c.status == "True" for c in obj.status.conditions)
+    return "1/1" if ready else "0/1"
+
+
 def _endpoints(obj: Service) -> str:
     shown = [
         f"{endpoint.address}:{port}"
@@ -133,7 +138,8 @@ _COLUMNS: dict[type[Resource], tuple[Column[Any], ...]] = {
         Column[Alert]("SEVERITY", lambda o: o.spec.severity),
     ),
     Replica: (
-        Column[Replica]("PHASE", lambda o: o.status.phase),
+        Column[Replica]("READY", _replica_ready),
+        Column[Replica]("STATUS", lambda o: o.status.reason or o.status.phase),
         Column[Replica]("NODE", lambda o: _or_none(o.spec.nodeName)),
         Column[Replica]("RESTARTS", lambda o: str(o.status.restarts)),
     ),

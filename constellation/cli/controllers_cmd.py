@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from constellation.cli.context import CliContext
+from constellation.cli.daemon import LogLevelOption, configure_logging
 
 
 def controllers(
@@ -33,19 +34,14 @@ def controllers(
     identity: Annotated[
         str | None, typer.Option(help="Name in the leader lease (default: hostname-pid-random).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_level: LogLevelOption = "INFO",
 ) -> None:
     """Run the controllers until SIGINT or SIGTERM (one active among several processes)."""
     # Imported here: the rest of the CLI must not pay for the controllers at start-up.
-    import logging
-
     from constellation.controllers.base import Settings
     from constellation.controllers.manager import ControllerManager
 
-    level = logging.getLevelName(log_level.upper())
-    if not isinstance(level, int):
-        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
     settings = Settings(
         node_grace_seconds=node_grace_seconds, reconcile_timeout_seconds=reconcile_timeout
     )

@@ -11,6 +11,7 @@ import typer
 
 from constellation import __version__
 from constellation.cli import (
+    agent_cmd,
     apply_cmd,
     controllers_cmd,
     crds_cmd,
@@ -18,7 +19,10 @@ from constellation.cli import (
     describe_cmd,
     diff_cmd,
     get_cmd,
+    logs_cmd,
+    server_cmd,
     store_cmd,
+    top_cmd,
     ui,
 )
 from constellation.cli.context import CliContext, default_data_dir
@@ -36,6 +40,10 @@ app.command()(describe_cmd.describe)
 app.command()(delete_cmd.delete)
 app.command()(diff_cmd.diff)
 app.command()(crds_cmd.crds)
+app.command()(logs_cmd.logs)
+app.command()(top_cmd.top)
+app.command()(server_cmd.server)
+app.command()(agent_cmd.agent)
 app.command()(controllers_cmd.controllers)
 app.add_typer(store_cmd.app, name="store")
 
