@@ -19,7 +19,7 @@ from constellation.apis.alert import Alert
 from constellation.apis.cron import validate_cron
 from constellation.apis.event import Event
 from constellation.apis.instance import INSTANCE_LABEL, Instance, ReplicaTemplate
-from constellation.apis.meta import Resource
+from constellation.apis.meta import Condition, Resource
 from constellation.apis.node import Node
 from constellation.apis.replica import Replica
 from constellation.apis.scalepolicy import ScalePolicy
@@ -942,7 +942,14 @@ def test_columns() -> None:
     event = Event.model_validate(manifest("Event", message="started web-0"))
     assert registry.row(event) == ["Normal", "Started", "instance/web", "started web-0"]
     replica = Replica.model_validate(manifest("Replica"))
-    assert registry.row(replica) == ["Pending", "<none>", "0"]
+    assert registry.row(replica) == ["0/1", "Pending", "<none>", "0"]
+    waiting = replica.model_copy(deep=True)
+    waiting.status.phase, waiting.status.reason = "Running", "CrashLoopBackOff"
+    waiting.status.conditions = [Condition(type="Ready", status="False")]
+    assert registry.row(waiting)[:2] == ["0/1", "CrashLoopBackOff"]  # the reason, as kubectl
+    waiting.status.reason = None
+    waiting.status.conditions = [Condition(type="Ready", status="True")]
+    assert registry.row(waiting)[:2] == ["1/1", "Running"]
     sp = ScalePolicy.model_validate(manifest("ScalePolicy"))
     assert registry.row(sp) == ["Instance/web", "1", "3", "0"]
     assert registry.row(Alert.model_validate(manifest("Alert"))) == ["inactive", "warning"]
