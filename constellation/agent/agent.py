@@ -60,7 +60,7 @@ FINISHED = ("Succeeded", "Failed")
 class AgentConfig:
     node: NodeConfig
     state_dir: Path
-    cgroup_parent: str = "constellation"
+    cgroup_parent: str = "constellation"  # the CLI passes constellation/<node>
     init: str | None = None  # e.g. tini-static: `spawn.default_init()`
     heartbeat_ttl: int = DEFAULT_HEARTBEAT_TTL
     workers: int = 2

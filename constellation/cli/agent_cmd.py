@@ -24,7 +24,7 @@ def agent(
     ctx: typer.Context,
     node_name: NodeNameOption = None,
     label: LabelOption = None,
-    cgroup_parent: CgroupParentOption = "constellation",
+    cgroup_parent: CgroupParentOption = None,
     listen: ListenOption = "127.0.0.1",
     port: PortOption = 0,
     heartbeat_ttl: HeartbeatOption = 3,

@@ -20,8 +20,10 @@ NodeNameOption = Annotated[
     str | None, typer.Option(help="This node's name (default: the hostname).")
 ]
 CgroupParentOption = Annotated[
-    str,
-    typer.Option(help="The cgroup under which every replica's cgroup is made (per hierarchy)."),
+    str | None,
+    typer.Option(
+        help="The cgroup under which replicas' cgroups are made (default: constellation/NODE)."
+    ),
 ]
 ListenOption = Annotated[
     str, typer.Option(help="Address of the agent's logs and stats endpoint (no authentication).")
@@ -58,7 +60,7 @@ def agent_config(
     data_dir: Path,
     node_name: str | None,
     labels: list[str] | None,
-    cgroup_parent: str,
+    cgroup_parent: str | None,
     listen: str,
     port: int,
     heartbeat_ttl: int,
@@ -72,7 +74,7 @@ def agent_config(
     return AgentConfig(
         node=node,
         state_dir=data_dir / "agent" / name,
-        cgroup_parent=cgroup_parent,
+        cgroup_parent=cgroup_parent or f"constellation/{name}",
         init=default_init(),
         heartbeat_ttl=heartbeat_ttl,
         listen=listen,

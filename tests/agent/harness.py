@@ -46,6 +46,7 @@ class Cluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.url = store_url or default_url(self.data_dir)
         self.parent = f"constellation-test-{uuid.uuid4().hex[:8]}"
+        self.nodes: set[str] = set()  # each node's agent has the cgroup parent <parent>/<node>
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
         self._store: Store | None = None
@@ -64,7 +65,9 @@ class Cluster:
         log_path = self.data_dir / f"{name}.log"
         command = [CLI, "--data-dir", str(self.data_dir), "--store", self.url, role, *args]
         if role in ("server", "agent"):
-            command += ["--cgroup-parent", self.parent]
+            node = args[args.index("--node-name") + 1]
+            self.nodes.add(node)
+            command += ["--cgroup-parent", f"{self.parent}/{node}"]
         with log_path.open("ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self.processes[name], self.logs[name] = process, log_path
@@ -103,12 +106,13 @@ class Cluster:
             self.stop(name)
         if self._store is not None:
             self._store.close()
-        cgroups = detect(self.parent)
-        for unit in cgroups.names():
-            cgroup = cgroups.open(unit)
-            if cgroup is not None:
-                cgroup.remove()
-        cgroups.remove_parent()
+        for node in self.nodes:
+            cgroups = detect(f"{self.parent}/{node}")
+            for unit in cgroups.names():
+                cgroup = cgroups.open(unit)
+                if cgroup is not None:
+                    cgroup.remove()
+            cgroups.remove_parent()
 
     # -- the store --------------------------------------------------------------------------------
 
@@ -139,14 +143,15 @@ class Cluster:
 
     # -- the host ---------------------------------------------------------------------------------
 
-    def cgroup_pids(self) -> dict[str, list[int]]:
-        """Every replica cgroup under this cluster's parent, with the processes in it."""
-        cgroups = detect(self.parent)
+    def cgroup_pids(self, node: str | None = None) -> dict[str, list[int]]:
+        """Every replica cgroup of `node` (None: of every node), with the processes in it."""
         found = {}
-        for unit in cgroups.names():
-            cgroup = cgroups.open(unit)
-            if cgroup is not None:
-                found[unit] = cgroup.pids()
+        for each in [node] if node else sorted(self.nodes):
+            cgroups = detect(f"{self.parent}/{each}")
+            for unit in cgroups.names():
+                cgroup = cgroups.open(unit)
+                if cgroup is not None:
+                    found[unit] = cgroup.pids()
         return found
 
     def cli(

@@ -3,6 +3,7 @@ nothing is ever run twice (processes counted in the cgroups themselves)."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +96,41 @@ def test_replica_deleted_while_the_agent_is_down_is_stopped_on_return(cluster: C
     cluster.start("agent", "--node-name", "node-a")
     wait_for("orphans stopped", lambda: not any(alive(p) for p in pids.values()), timeout=15)
     wait_for("orphan cgroups removed", lambda: not cluster.cgroup_pids() or None, timeout=5)
+
+
+def test_a_lost_node_is_replaced_and_stops_its_replicas_when_it_returns(
+    cluster: Cluster,
+) -> None:
+    """node-a's agent freezes (SIGSTOP): its heartbeat lease expires, its replicas run again
+    on node-b within grace + 2 s, and when it thaws it stops its replaced copies."""
+    cluster.start("controllers", "--node-grace-seconds", "2")
+    for node in ("node-a", "node-b"):
+        cluster.start("agent", "--node-name", node, "--heartbeat-ttl", "2", name=node)
+        cluster.wait_node_ready(node)
+    cluster.apply_text(instance("spread", 4, "exec sleep 1000", terminationGracePeriodSeconds=1))
+    running_pids(cluster, 4)
+    on_a = {r.metadata.name for r in cluster.client.list(Replica)[0] if r.spec.nodeName == "node-a"}
+    assert on_a, "spread put nothing on node-a"
+    old_pids = [pids[0] for pids in cluster.cgroup_pids("node-a").values()]
+
+    frozen_at = time.monotonic()
+    cluster.processes["node-a"].send_signal(signal.SIGSTOP)
+    try:
+
+        def moved() -> bool:
+            replicas = cluster.client.list(Replica)[0]
+            here = [r for r in replicas if r.metadata.name in on_a]
+            return len(here) == len(on_a) and all(
+                r.spec.nodeName == "node-b" and running(r) for r in here
+            )
+
+        wait_for("replicas of node-a running on node-b", moved, timeout=20)
+        took = time.monotonic() - frozen_at
+        assert took < 2 + 2 + 2, f"{took:.1f}s: lease TTL 2 s + grace 2 s + 2 s"
+        assert all(alive(pid) for pid in old_pids), "node-a's copies still run while it is away"
+    finally:
+        cluster.processes["node-a"].send_signal(signal.SIGCONT)
+    cluster.wait_node_ready("node-a")
+    wait_for("node-a stopped its replaced copies", lambda: not any(alive(p) for p in old_pids))
+    wait_for("node-a's cgroups removed", lambda: not cluster.cgroup_pids("node-a") or None)
+    assert len(running_pids(cluster, 4)) == 4
