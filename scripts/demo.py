@@ -23,7 +23,7 @@ from constellation.apis.instance import Instance
 from constellation.apis.node import Node
 from constellation.apis.replica import Replica
 from constellation.client.client import Client
-from constellation.runtime.cgroups import detect
+from constellation.runtime.cgroups import detect, remove_all
 from constellation.store import default_url, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,14 +114,7 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 def clean_up(parent: str) -> int:
     """Remove whatever a failed run left under the demo's own cgroup parent."""
-    cgroups = detect(parent)
-    names = cgroups.names()
-    for name in names:
-        cgroup = cgroups.open(name)
-        if cgroup is not None:
-            cgroup.remove()
-    cgroups.remove_parent()
-    return len(names)
+    return remove_all(detect(parent))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from constellation.apis.node import Node
 from constellation.apis.replica import Replica
 from constellation.client.client import Client
-from constellation.runtime.cgroups import detect
+from constellation.runtime.cgroups import detect, remove_all
 from constellation.runtime.spawn import default_init
 from constellation.store import Store, default_url, open_store
 
@@ -107,12 +107,7 @@ class Cluster:
         if self._store is not None:
             self._store.close()
         for node in self.nodes:
-            cgroups = detect(f"{self.parent}/{node}")
-            for unit in cgroups.names():
-                cgroup = cgroups.open(unit)
-                if cgroup is not None:
-                    cgroup.remove()
-            cgroups.remove_parent()
+            remove_all(detect(f"{self.parent}/{node}"))
 
     # -- the store --------------------------------------------------------------------------------
 

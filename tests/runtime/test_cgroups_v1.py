@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from constellation.runtime.cgroups import CgroupError, CgroupManager, Limits, detect, v1_manager
+from constellation.runtime.cgroups import (
+    CgroupError,
+    CgroupManager,
+    Limits,
+    detect,
+    remove_all,
+    v1_manager,
+)
 from tests.runtime.conftest import NEEDS_ROOT
 
 ROOT = "/sys/fs/cgroup"
@@ -41,11 +48,7 @@ def leftovers(parent: str) -> list[str]:
 def manager() -> Iterator[CgroupManager]:
     manager = v1_manager(f"constellation-test-{uuid.uuid4().hex[:8]}")
     yield manager
-    for name in manager.names():
-        cgroup = manager.open(name)
-        if cgroup is not None:
-            cgroup.remove()
-    manager.remove_parent()
+    remove_all(manager)
     assert leftovers(manager.parent) == []
 
 

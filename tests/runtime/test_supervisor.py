@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from constellation.runtime.cgroups import CgroupManager, Limits, detect
+from constellation.runtime.cgroups import CgroupManager, Limits, detect, remove_all
 from constellation.runtime.linux import set_child_subreaper
 from constellation.runtime.probes import ProbeSpec
 from constellation.runtime.spawn import SpawnSpec, default_init
@@ -50,11 +50,7 @@ class Recorder:
 def cgroups() -> Iterator[CgroupManager]:
     manager = detect(f"constellation-test-{uuid.uuid4().hex[:8]}")
     yield manager
-    for name in manager.names():
-        cgroup = manager.open(name)
-        if cgroup is not None:
-            cgroup.remove()
-    manager.remove_parent()
+    remove_all(manager)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ __all__ = [
     "Limits",
     "Stats",
     "detect",
+    "remove_all",
     "v1_manager",
     "v2_manager",
 ]
@@ -38,3 +39,15 @@ def v1_manager(parent: str, root: str = "/sys/fs/cgroup") -> CgroupManager:
 
 def v2_manager(parent: str, root: str) -> CgroupManager:
     return V2Manager(parent, root)
+
+
+def remove_all(manager: CgroupManager) -> int:
+    """Kill and remove every cgroup under the manager's parent, then the parent itself: how a
+    node's replicas are cleared for good (tests, the demo). Returns how many there were."""
+    names = manager.names()
+    for name in names:
+        cgroup = manager.open(name)
+        if cgroup is not None:
+            cgroup.remove()
+    manager.remove_parent()
+    return len(names)
