@@ -1,0 +1,1 @@
+"""Conversion of Docker Compose files and Kubernetes manifests into Constellation manifests."""

@@ -1,0 +1,1 @@
+"""GitOps: keep a folder or a git repository applied to the store."""
