@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Mapping
@@ -68,6 +69,10 @@ class AgentConfig:
     port: int = 0
 
 
+class AgentError(Exception):
+    """The agent cannot run here (not root, no cgroups)."""
+
+
 class ReplicaRunner:
     """The reconciler: one Replica key against the local supervisor."""
 
@@ -111,6 +116,8 @@ class Agent:
     def __init__(
         self, store: Store, config: AgentConfig, cgroups: CgroupManager | None = None
     ) -> None:
+        if os.geteuid() != 0:
+            raise AgentError("the agent must run as root: it makes namespaces and cgroups")
         self.store = store
         self.name = config.node.name
         self.client = Client(store)

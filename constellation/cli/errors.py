@@ -12,16 +12,27 @@ class CommandError(Exception):
 
 def user_error_lines(error: BaseException) -> list[str] | None:
     """The lines to print for a user error, or None for anything else (a bug: let it raise)."""
+    from constellation.agent.agent import AgentError
     from constellation.apis.loader import ManifestError
     from constellation.apis.registry import UnknownKind
     from constellation.cli.sources import SourceError
     from constellation.client.apply import InvalidMerge
     from constellation.client.selector import SelectorError
+    from constellation.runtime.cgroups import CgroupError
     from constellation.store import StoreError
 
     if isinstance(error, ManifestError):  # ManifestErrors too: one line per problem
         return list(error.messages)
-    user_errors = (CommandError, SourceError, InvalidMerge, SelectorError, StoreError, UnknownKind)
+    user_errors = (
+        CommandError,
+        SourceError,
+        InvalidMerge,
+        SelectorError,
+        StoreError,
+        UnknownKind,
+        AgentError,
+        CgroupError,
+    )
     if isinstance(error, user_errors):
         return [str(error)]
     return None
