@@ -14,6 +14,8 @@ from constellation.cli.daemon import (
     LogLevelOption,
     NodeNameOption,
     PortOption,
+    ReserveCpuOption,
+    ReserveMemoryOption,
     agent_config,
     configure_logging,
     wait_for_signal,
@@ -28,6 +30,8 @@ def agent(
     listen: ListenOption = "127.0.0.1",
     port: PortOption = 0,
     heartbeat_ttl: HeartbeatOption = 3,
+    reserve_cpu: ReserveCpuOption = None,
+    reserve_memory: ReserveMemoryOption = None,
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Run this node's agent until SIGINT or SIGTERM; its replicas keep running after it."""
@@ -36,7 +40,15 @@ def agent(
     configure_logging(log_level)
     context: CliContext = ctx.find_root().obj
     config = agent_config(
-        context.data_dir, node_name, label, cgroup_parent, listen, port, heartbeat_ttl
+        context.data_dir,
+        node_name,
+        label,
+        cgroup_parent,
+        listen,
+        port,
+        heartbeat_ttl,
+        reserve_cpu,
+        reserve_memory,
     )
     store = context.open_store()
     try:

@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,6 +32,12 @@ ListenOption = Annotated[
 PortOption = Annotated[int, typer.Option(help="Port of that endpoint (0: any free port).")]
 LabelOption = Annotated[
     list[str] | None, typer.Option("--label", help="A node label KEY=VALUE (repeatable).")
+]
+ReserveCpuOption = Annotated[
+    str | None, typer.Option(help="CPU kept from replicas for the system, e.g. 500m.")
+]
+ReserveMemoryOption = Annotated[
+    str | None, typer.Option(help="Memory kept from replicas for the system, e.g. 512Mi.")
 ]
 HeartbeatOption = Annotated[
     int,
@@ -64,13 +71,23 @@ def agent_config(
     listen: str,
     port: int,
     heartbeat_ttl: int,
+    reserve_cpu: str | None,
+    reserve_memory: str | None,
 ) -> AgentConfig:
     from constellation.agent.agent import AgentConfig
     from constellation.agent.node import NodeConfig
+    from constellation.apis.quantity import cpu_millicores, memory_bytes
     from constellation.runtime.spawn import default_init
 
     name = node_name or socket.gethostname()
-    node = NodeConfig(name=name, labels=_labels(labels or []))
+    _check_quantity(reserve_cpu, cpu_millicores, "--reserve-cpu")
+    _check_quantity(reserve_memory, memory_bytes, "--reserve-memory")
+    node = NodeConfig(
+        name=name,
+        labels=_labels(labels or []),
+        reserved_cpu=reserve_cpu,
+        reserved_memory=reserve_memory,
+    )
     return AgentConfig(
         node=node,
         state_dir=data_dir / "agent" / name,
@@ -80,6 +97,14 @@ def agent_config(
         listen=listen,
         port=port,
     )
+
+
+def _check_quantity(value: str | None, measure: Callable[[str], int], option: str) -> None:
+    try:
+        if value is not None:
+            measure(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:

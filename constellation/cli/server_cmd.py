@@ -17,6 +17,8 @@ from constellation.cli.daemon import (
     LogLevelOption,
     NodeNameOption,
     PortOption,
+    ReserveCpuOption,
+    ReserveMemoryOption,
     agent_config,
     configure_logging,
     wait_for_signal,
@@ -31,6 +33,8 @@ def server(
     listen: ListenOption = "127.0.0.1",
     port: PortOption = 0,
     heartbeat_ttl: HeartbeatOption = 3,
+    reserve_cpu: ReserveCpuOption = None,
+    reserve_memory: ReserveMemoryOption = None,
     node_grace_seconds: Annotated[
         float, typer.Option(help="How long a node may be NotReady before its replicas move.")
     ] = 5.0,
@@ -45,7 +49,15 @@ def server(
     configure_logging(log_level)
     context: CliContext = ctx.find_root().obj
     config = agent_config(
-        context.data_dir, node_name, label, cgroup_parent, listen, port, heartbeat_ttl
+        context.data_dir,
+        node_name,
+        label,
+        cgroup_parent,
+        listen,
+        port,
+        heartbeat_ttl,
+        reserve_cpu,
+        reserve_memory,
     )
     store = context.open_store()
     manager = ControllerManager(store, Settings(node_grace_seconds=node_grace_seconds))
