@@ -19,6 +19,7 @@ from constellation.cli import (
     describe_cmd,
     diff_cmd,
     get_cmd,
+    gitops_cmd,
     logs_cmd,
     server_cmd,
     store_cmd,
@@ -46,6 +47,7 @@ app.command()(server_cmd.server)
 app.command()(agent_cmd.agent)
 app.command()(controllers_cmd.controllers)
 app.add_typer(store_cmd.app, name="store")
+app.add_typer(gitops_cmd.app, name="gitops")
 
 
 @app.callback()
