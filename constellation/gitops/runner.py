@@ -33,6 +33,8 @@ LOCK_TTL = 3
 SETTLE_MS = 50
 # A folder written to without pause is still applied this often.
 MAX_BATCH_MS = 1000
+# How long the folder watch waits quietly before it says it is in place (and again after).
+WATCH_READY_MS = 200
 WATCH_PREFIX = "/registry/"
 
 Reporter = Callable[[PassReport], None]
@@ -61,12 +63,15 @@ class SyncLoop:
         self.stop = threading.Event()
         self._triggers: queue.SimpleQueue[Trigger] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self.folder_watched = threading.Event()
 
     def run(self) -> None:
         """Sync until `stop` is set. The store watch starts after the first pass, from the
         revision that pass read: earlier history is the pass's business."""
         if self.folder is not None:
             self._start(self._watch_folder, "gitops-folder-watch")
+            # A write between the first pass and the watch being in place would be missed.
+            self.folder_watched.wait(timeout=5)
         try:
             while not self.stop.is_set():
                 self.report(self.syncer.sync())
@@ -106,22 +111,28 @@ class SyncLoop:
     # -- what triggers work ------------------------------------------------------------------
 
     def _watch_folder(self) -> None:
+        """Queue a pass whenever writes to the folder settle. watchfiles yields an empty set
+        when `rust_timeout` passes quietly; the first one says the watch is in place."""
         import watchfiles
 
         assert self.folder is not None
         while not self.stop.is_set():
             try:
-                for _ in watchfiles.watch(
+                for changes in watchfiles.watch(
                     self.folder,
                     step=SETTLE_MS,
                     debounce=MAX_BATCH_MS,
                     stop_event=self.stop,
-                    rust_timeout=500,
+                    rust_timeout=WATCH_READY_MS,
+                    yield_on_timeout=True,
                 ):
-                    self._triggers.put(SOURCE_CHANGED)
+                    self.folder_watched.set()
+                    if changes:
+                        self._triggers.put(SOURCE_CHANGED)
             except (OSError, RuntimeError) as error:
                 # The folder itself went away: the interval pass reports it; look again later.
                 log.info("watching %s: %s", self.folder, error)
+                self.folder_watched.set()
                 self.stop.wait(1.0)
 
     def _watch_store(self) -> None:
