@@ -57,8 +57,15 @@ class InvalidMerge(ValueError):
 
 
 def apply(
-    client: Client, manifest: R, *, dry_run: bool = False, apply_set: Selector | None = None
+    client: Client,
+    manifest: R,
+    *,
+    dry_run: bool = False,
+    apply_set: Selector | None = None,
+    created_by: str | None = None,
 ) -> ApplyResult[R]:
+    """`created_by` names the creator recorded on an object this apply creates, when that
+    is not an apply set (a gitops sync: `gitops/<name>`)."""
     kind = type(manifest)
     key = object_key(kind, manifest.metadata.namespace, manifest.metadata.name)
     new = user_fields(stored_form(manifest))
@@ -66,7 +73,8 @@ def apply(
         record = client.store.get(key)
         try:
             if record is None:
-                return _create(client, manifest, new, dry_run, apply_set)
+                creator = apply_set.text if apply_set else created_by
+                return _create(client, manifest, new, dry_run, creator)
             return _patch(
                 client, kind, key, Envelope.decode(record.value), new, record.mod_revision, dry_run
             )
@@ -79,11 +87,10 @@ def apply(
 
 
 def _create(
-    client: Client, manifest: R, new: dict[str, Any], dry_run: bool, apply_set: Selector | None
+    client: Client, manifest: R, new: dict[str, Any], dry_run: bool, created_by: str | None
 ) -> ApplyResult[R]:
     if dry_run:
         return ApplyResult(manifest, ApplyOutcome.CREATED)
-    created_by = apply_set.text if apply_set else None
     return ApplyResult(
         client.create(manifest, applied=new, created_by=created_by), ApplyOutcome.CREATED
     )
