@@ -118,6 +118,9 @@ class Syncer:
         self.prune = prune
         self.allow_empty = allow_empty
         self.recorder = StoreEventRecorder(client, f"gitops/{name}")
+        # Recorded on every object this sync creates, in the object's own key: a selector
+        # (what `apply --prune -l` records there) can never be spelled with spaces.
+        self.creator = f"gitops sync {name}"
         self.inventory = inventories.load(client.store, name) or Inventory(name, "")
         self.inventory.source = source.description
         self._saved = self.inventory.encode() if self.inventory.mod_revision else b""
@@ -232,7 +235,7 @@ class Syncer:
         problems = []
         for item in stale:
             try:
-                apply(self.client, item.object, dry_run=True)
+                apply(self.client, item.object, dry_run=True, created_by=self.creator)
             except (InvalidMerge, Conflict) as error:
                 problems.append(str(error))
         return problems
@@ -246,10 +249,11 @@ class Syncer:
         report: PassReport,
     ) -> list[ManagedObject]:
         """Apply the stale objects; the inventory entries of every desired object."""
+        self._record_pending([item for item in stale if item.object_key not in old], old)
         uids = {key: found.uid for key, found in live.items()}
         for item in stale:
             try:
-                result = apply(self.client, item.object)
+                result = apply(self.client, item.object, created_by=self.creator)
             except (InvalidMerge, StoreError) as error:
                 report.errors.append(f"{ref(item.object)}: {error}")
                 continue
@@ -309,7 +313,7 @@ class Syncer:
                 continue
             kind = lookup(entry.kind)
             current = live.get(object_key(kind, entry.namespace, entry.name))
-            if current is None or current.uid != entry.uid:
+            if current is None or not self._ours(entry, current):
                 continue  # gone, or replaced by an object that is not ours: leave it be
             try:
                 self.client.delete(
@@ -322,6 +326,20 @@ class Syncer:
                 continue
             report.changes.append(f"{kind.KIND.lower()}/{_where(entry)}{entry.name} pruned")
         return kept
+
+    def _ours(self, entry: ManagedObject, current: Live) -> bool:
+        """The very object the sync applied, or one it created (the uid of an object it
+        created just before it was killed may not have been recorded)."""
+        return current.uid == entry.uid or current.envelope.created_by == self.creator
+
+    def _record_pending(self, creating: list[Desired], old: dict[ObjectKey, ManagedObject]) -> None:
+        """Before creating objects, list them (uid unknown yet): a sync killed after
+        creating them still knows they are its own when it restarts."""
+        if not creating:
+            return
+        pending = [ManagedObject(*item.object_key, "", item.digest) for item in creating]
+        self.inventory.objects = [*old.values(), *pending]
+        self._save()
 
     # -- one object, on a watch event ----------------------------------------------------------
 
@@ -352,14 +370,16 @@ class Syncer:
         if report.errors != self.inventory.last_error:
             self.inventory.last_error = report.errors
             self.inventory.last_error_at = _now() if report.errors else None
-        encoded = self.inventory.encode()
-        if encoded == self._saved:
-            return
         try:
-            inventories.save(self.client.store, self.inventory)
-            self._saved = encoded
+            self._save()
         except StoreError as error:
             report.errors.append(f"store: cannot record the inventory: {error}")
+
+    def _save(self) -> None:
+        encoded = self.inventory.encode()
+        if encoded != self._saved:
+            inventories.save(self.client.store, self.inventory)
+            self._saved = encoded
 
 
 def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
