@@ -14,6 +14,7 @@ from constellation.cli import (
     agent_cmd,
     apply_cmd,
     controllers_cmd,
+    convert_cmd,
     crds_cmd,
     delete_cmd,
     describe_cmd,
@@ -41,6 +42,7 @@ app.command()(describe_cmd.describe)
 app.command()(delete_cmd.delete)
 app.command()(diff_cmd.diff)
 app.command()(crds_cmd.crds)
+app.command()(convert_cmd.convert)
 app.command()(logs_cmd.logs)
 app.command()(top_cmd.top)
 app.command()(server_cmd.server)
