@@ -13,6 +13,7 @@ written. Prune deletes only what the inventory lists, matched by uid (see `inven
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -56,10 +57,16 @@ class Desired:
         return self.object.key_parts()
 
 
-@dataclass
 class Live:
-    envelope: Envelope
-    mod_revision: int
+    """A live object as listed; decoded only if looked at (most never are: see `_verified`)."""
+
+    def __init__(self, value: bytes, mod_revision: int) -> None:
+        self.value = value
+        self.mod_revision = mod_revision
+
+    @functools.cached_property
+    def envelope(self) -> Envelope:
+        return Envelope.decode(self.value)
 
     @property
     def uid(self) -> str:
@@ -81,14 +88,28 @@ class PassReport:
         return not self.errors
 
 
-def desired_state(objects: Iterable[Resource]) -> dict[str, Desired]:
-    desired = {}
-    for obj in objects:
-        manifest = user_fields(stored_form(obj))
-        text = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-        key = object_key(type(obj), obj.metadata.namespace, obj.metadata.name)
-        desired[key] = Desired(obj, manifest, hashlib.sha256(text).hexdigest()[:16], key)
-    return desired
+def desired(obj: Resource) -> Desired:
+    manifest = user_fields(stored_form(obj))
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    key = object_key(type(obj), obj.metadata.namespace, obj.metadata.name)
+    return Desired(obj, manifest, hashlib.sha256(text).hexdigest()[:16], key)
+
+
+class DesiredCache:
+    """Desired states by object identity: the cached objects of unchanged files are the
+    same objects pass after pass, and dumping a model is most of a pass's cost."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[Resource, Desired]] = {}
+
+    def state(self, objects: Iterable[Resource]) -> dict[str, Desired]:
+        by_id = {}
+        for obj in objects:
+            cached = self._by_id.get(id(obj))
+            # The object is kept beside its Desired, so its id cannot be reused meanwhile.
+            by_id[id(obj)] = cached if cached is not None else (obj, desired(obj))
+        self._by_id = by_id
+        return {item.key: item for _, item in by_id.values()}
 
 
 def in_sync(desired: Desired, live: Live | None) -> bool:
@@ -125,6 +146,9 @@ class Syncer:
         self.inventory.source = source.description
         self._saved = self.inventory.encode() if self.inventory.mod_revision else b""
         self._cache = ManifestCache()
+        self._desired_cache = DesiredCache()
+        # key -> (mod_revision, digest) found in sync: unchanged since, it still is.
+        self._verified: dict[str, tuple[int, str]] = {}
         self._desired: dict[str, Desired] = {}  # of the last good revision
         self.covered_revision = 0  # store changes up to here were seen by the last pass
         self.own_writes: set[int] = set()  # revisions of our own writes since then
@@ -141,7 +165,8 @@ class Syncer:
         self.own_writes.clear()
         try:
             revision = self.source.read()
-            desired = desired_state(item.object for item in self._cache.load(revision))
+            objects = (item.object for item in self._cache.load(revision))
+            desired = self._desired_cache.state(objects)
             self._check_not_empty(desired)
         except (SourceError, ManifestError, Refused) as error:
             messages = error.messages if isinstance(error, ManifestError) else [str(error)]
@@ -180,7 +205,7 @@ class Syncer:
         old = self.inventory.by_key()
         live = self._live({d.object.KIND for d in desired.values()} | {k for k, _, _ in old})
         problems = self._claimed_elsewhere(desired, live)
-        stale = [d for d in desired.values() if not in_sync(d, live.get(d.key))]
+        stale = [d for d in desired.values() if not self._in_sync(d, live.get(d.key))]
         problems += self._dry_run(stale)
         if problems:
             return self._failed(problems)
@@ -198,7 +223,7 @@ class Syncer:
         """Restore drifted objects of the last good revision; prune nothing."""
         old = self.inventory.by_key()
         live = self._live({d.object.KIND for d in desired.values()})
-        stale = [d for d in desired.values() if not in_sync(d, live.get(d.key))]
+        stale = [d for d in desired.values() if not self._in_sync(d, live.get(d.key))]
         report = PassReport(revision, objects=len(desired))
         kept = {obj.key: obj for obj in self._write(stale, desired, live, old, report)}
         self.inventory.objects = [kept.get(obj.key, obj) for obj in self.inventory.objects]
@@ -211,22 +236,23 @@ class Syncer:
             records, revision = self.client.store.list(kind_prefix(lookup(kind)))
             self.covered_revision = max(self.covered_revision, revision)
             for record in records:
-                live[record.key] = Live(Envelope.decode(record.value), record.mod_revision)
+                live[record.key] = Live(record.value, record.mod_revision)
         return live
 
     def _claimed_elsewhere(self, desired: dict[str, Desired], live: dict[str, Live]) -> list[str]:
         """Objects another sync manages (the same uid is in its inventory): two syncs of one
         object would undo each other's every write."""
-        claims = {
-            (obj.key, obj.uid): other.name
-            for other in inventories.load_all(self.client.store)
-            if other.name != self.name
-            for obj in other.objects
-        }
+        claims: dict[ObjectKey, dict[str, str]] = {}  # object -> uid -> the sync's name
+        for other in inventories.load_all(self.client.store):
+            if other.name != self.name:
+                for obj in other.objects:
+                    claims.setdefault(obj.key, {})[obj.uid] = other.name
         problems = []
         for item in desired.values():
             current = live.get(item.key)
-            owner = claims.get((item.object_key, current.uid)) if current else None
+            if current is None or item.object_key not in claims:
+                continue  # most objects: no need to decode the live one
+            owner = claims[item.object_key].get(current.uid)
             if owner:
                 problems.append(f"{ref(item.object)} is managed by gitops sync {owner}")
         return problems
@@ -327,6 +353,15 @@ class Syncer:
             report.changes.append(f"{kind.KIND.lower()}/{_where(entry)}{entry.name} pruned")
         return kept
 
+    def _in_sync(self, item: Desired, live: Live | None) -> bool:
+        if live is not None and self._verified.get(item.key) == (live.mod_revision, item.digest):
+            return True
+        if not in_sync(item, live):
+            return False
+        assert live is not None
+        self._verified[item.key] = (live.mod_revision, item.digest)
+        return True
+
     def _ours(self, entry: ManagedObject, current: Live) -> bool:
         """The very object the sync applied, or one it created (the uid of an object it
         created just before it was killed may not have been recorded)."""
@@ -349,10 +384,8 @@ class Syncer:
         if item is None:
             return None
         record = self.client.store.get(key)
-        current = (
-            None if record is None else Live(Envelope.decode(record.value), record.mod_revision)
-        )
-        if in_sync(item, current):
+        current = None if record is None else Live(record.value, record.mod_revision)
+        if self._in_sync(item, current):
             return None
         live = {} if current is None else {key: current}
         report = PassReport(self.inventory.revision, objects=len(self._desired))
