@@ -41,6 +41,7 @@ bench: $(STAMP) etcd runtime-deps
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/gitops.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache
