@@ -41,6 +41,7 @@ bench: $(STAMP) etcd runtime-deps
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/gitops.py
 
 clean:

@@ -18,7 +18,7 @@ from constellation.convert import values
 from constellation.convert.context import Context, base_dir
 from constellation.convert.interpolate import InterpolationError, Interpolator, read_env_file
 from constellation.convert.mapping import APPROXIMATED, CONVERTED, DROPPED, IMAGE_NOTE
-from constellation.convert.report import ObjectReport, Recorder, dotted
+from constellation.convert.report import Note, ObjectReport, Recorder, dotted
 from constellation.convert.report import Path as FieldPath
 
 _MERGED_LISTS = {"ports", "expose", "volumes", "cap_add", "cap_drop", "tmpfs", "secrets", "configs"}
@@ -89,9 +89,7 @@ def _dot_env(directory: Path | None) -> dict[str, str]:
         return {}
 
 
-def _unset(path: FieldPath, variable: str) -> Any:
-    from constellation.convert.report import Note
-
+def _unset(path: FieldPath, variable: str) -> Note:
     return Note(path, APPROXIMATED, "-", f"${{{variable}}} is not set: an empty string was used")
 
 
