@@ -18,17 +18,9 @@ from constellation.convert.kubernetes import check_identity, object_meta
 from constellation.convert.mapping import APPROXIMATED, CONVERTED, DROPPED
 from constellation.convert.report import ObjectReport, Path, Recorder
 
-# The metrics Constellation exports (docs/migration.md lists them with their labels).
-PROVIDED_METRICS = frozenset(
-    {
-        "instance_replicas",
-        "instance_ready_replicas",
-        "replica_restarts_total",
-        "replica_cpu_usage_seconds_total",
-        "replica_memory_bytes",
-        "replica_oom_kills_total",
-    }
-)
+# The metrics Constellation's alerts are written over (the example manifests use them);
+# docs/migration.md lists them. A rule reading anything else is not converted.
+PROVIDED_METRICS = frozenset({"instance_ready_replicas", "replica_restarts_total"})
 _SEVERITIES = ("critical", "warning", "info")
 # PromQL words that are not metric names.
 _KEYWORDS = frozenset(
@@ -54,7 +46,7 @@ _KEYWORDS = frozenset(
 _STRINGS = re.compile(r"\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|`[^`]*`")
 _GROUPINGS = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _BRACES = re.compile(r"\{[^}]*\}|\[[^\]]*\]")
-_IDENTIFIER = re.compile(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?!\s*\()")
+_IDENTIFIER = re.compile(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(?!\s*\()")
 _DURATION_LIKE = re.compile(r"^[0-9]")
 
 
@@ -73,6 +65,14 @@ def convert_rules_file(document: Document, index: int, ctx: Context) -> None:
     if not isinstance(groups, list):
         raise ManifestError(f"{document.where(['groups'])}: groups: expected a list of rule groups")
     _groups(document, index, ctx, groups, ("groups",), {})
+    top = ObjectReport(document.source, index, document.line, (), "rules file (top level)")
+    rec = Recorder(top, "prometheus")
+    if not groups:
+        rec.custom(("groups",), CONVERTED, "no rule groups: nothing to convert")
+    rec.sweep({key: value for key, value in document.data.items() if key != "groups"}, ())
+    if top.notes:
+        top.outputs = _outputs_under(ctx, top, ("groups",))
+        ctx.conversion.objects.append(top)
 
 
 def convert_prometheus_rule(document: Document, index: int, ctx: Context) -> None:

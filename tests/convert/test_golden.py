@@ -7,8 +7,6 @@ a deliberate change, regenerate one with
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from constellation.cli.convert_cmd import manifests_text
