@@ -3,6 +3,9 @@ call until exec succeeded) against `unshare --pid --mount --uts --ipc --fork /bi
 bare /bin/true, each started with os.posix_spawn and waited for. Prints JSON.
 
     python tests/runtime/spawn_latency.py [--count 300]      (as root)
+
+The timing itself is bench/spawn_timing.py's, shared with bench/runtime.py (which adds the
+agent's imports, a real cgroup join, tini and runc).
 """
 
 from __future__ import annotations
@@ -10,42 +13,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import sys
 import tempfile
-import time
-from collections.abc import Callable
+from pathlib import Path
 
 from constellation.runtime import linux
-from constellation.runtime.spawn import SpawnSpec, spawn
+from constellation.runtime.spawn import SpawnSpec
 
-UNSHARE = ["unshare", "--pid", "--mount", "--uts", "--ipc", "--fork", "/bin/true"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-
-def time_spawn(log_path: str) -> float:
-    spec = SpawnSpec(argv=["/bin/true"], env={}, hostname="bench-0", log_path=log_path)
-    start = time.perf_counter()
-    spawned = spawn(spec)
-    elapsed = time.perf_counter() - start
-    os.waitid(os.P_PIDFD, spawned.pidfd, os.WEXITED)
-    os.close(spawned.pidfd)
-    return elapsed
-
-
-def time_posix_spawn(argv: list[str]) -> float:
-    start = time.perf_counter()
-    pid = os.posix_spawnp(argv[0], argv, {})
-    os.waitpid(pid, 0)
-    return time.perf_counter() - start
-
-
-def measure(run: Callable[[], float], count: int) -> dict[str, float]:
-    for _ in range(10):
-        run()
-    samples = sorted(run() for _ in range(count))
-    return {
-        "p50_ms": round(statistics.median(samples) * 1000, 3),
-        "p99_ms": round(samples[int(len(samples) * 0.99) - 1] * 1000, 3),
-    }
+from spawn_timing import (
+    UNSHARE,
+    sample_in_turn,
+    summary_ms,
+    time_posix_spawn,
+    time_spawn,
+)
 
 
 def main() -> None:
@@ -55,9 +38,16 @@ def main() -> None:
     linux.set_child_subreaper()
     with tempfile.TemporaryDirectory() as directory:
         log_path = os.path.join(directory, "bench.log")
-        spawned = measure(lambda: time_spawn(log_path), count)
-        unshare = measure(lambda: time_posix_spawn(UNSHARE), count)
-        bare = measure(lambda: time_posix_spawn(["/bin/true"]), count)
+        spec = SpawnSpec(argv=["/bin/true"], env={}, hostname="bench-0", log_path=log_path)
+        samples = sample_in_turn(
+            {
+                "spawn": lambda: time_spawn(spec),
+                "unshare": lambda: time_posix_spawn(UNSHARE),
+                "posix_spawn": lambda: time_posix_spawn(["/bin/true"]),
+            },
+            count,
+        )
+    spawned, unshare, bare = (summary_ms(samples[k]) for k in ("spawn", "unshare", "posix_spawn"))
     report = {
         "count": count,
         "spawn": spawned,
