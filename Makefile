@@ -43,6 +43,7 @@ bench: $(STAMP) etcd runtime-deps
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/gitops.py
+	$(BIN)/python bench/runtime.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache
