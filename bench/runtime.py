@@ -217,14 +217,13 @@ class Daemons:
         self.url = default_url(data_dir)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, role: str, *args: str) -> psutil.Process:
+    def start(self, role: str, *args: str) -> None:
         command = [CLI, "--data-dir", str(self.data_dir), "--store", self.url, role, *args]
         if role in ("server", "agent"):
             command += ["--node-name", NODE, "--cgroup-parent", self.parent]
         with (self.data_dir / f"{role}.log").open("ab") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self.processes[role] = process
-        return psutil.Process(process.pid)
 
     def check_alive(self) -> None:
         for role, process in self.processes.items():
