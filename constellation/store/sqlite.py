@@ -38,6 +38,11 @@ OP_CREATE, OP_UPDATE, OP_DELETE = 0, 1, 2
 DEFAULT_RETAIN = 10_000
 BUSY_TIMEOUT_MS = 60_000
 WATCH_BATCH = 1_000
+# Each thread reads through its own connection, each with its own page cache (2 MB by
+# default). A reader's cache is emptied whenever another connection commits (WAL mode), so
+# in a busy store it rarely outlives one transaction: a small one lists 10,000 keys as fast
+# and saves a controller manager megabytes.
+READER_CACHE_KIB = 256
 COMPACT_BATCH = 2_000
 
 SCHEMA = """
@@ -189,6 +194,7 @@ class SqliteStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
+            conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
             self._local.conn = conn
         return conn
 

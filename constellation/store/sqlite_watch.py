@@ -5,6 +5,12 @@ watches whose prefix matches. It wakes on a local commit (eventfd) or on another
 commit (inotify on the WAL file), so delivery across processes takes milliseconds, not a poll
 interval. A new watch subscribes first, then replays history up to the hub's position, then
 goes live: nothing is missed and nothing is delivered twice.
+
+Under a stream of commits the hub reads in batches: after delivering, it waits a millisecond
+before reading again. Reading after every commit took the GIL from the writers at each of
+their SQLite calls: with one watch open a write took three times as long (45 -> 150 us), and
+the scheduler placed half as many replicas per second. A commit to an idle store is still
+read at once.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import os
 import select
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +30,8 @@ from constellation.store.types import Event, Watch
 
 # Safety net only: inotify and the local eventfd wake the hub on every commit.
 FALLBACK_POLL_SECONDS = 1.0
+# How long commits gather after a delivery before the hub reads again (see the docstring).
+BATCH_LINGER_SECONDS = 0.001
 
 ReadLog = Callable[[int], tuple[list[Event], int]]
 """Reads events after a revision: returns (events in order, compact revision)."""
@@ -139,6 +148,7 @@ class WatchHub:
                     for sub in self._subscribers:
                         sub.offer(event)
                 self._position = events[-1].revision
+            time.sleep(BATCH_LINGER_SECONDS)  # let the next commits gather
 
     def _fail_all(self, error: StoreError) -> None:
         with self._lock:

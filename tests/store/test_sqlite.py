@@ -3,6 +3,7 @@ automatic compaction, and clear errors for files it cannot use."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from constellation.store import (
     parse_store_url,
 )
 from constellation.store.sqlite import SqliteStore
+from constellation.store.sqlite_watch import BATCH_LINGER_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,3 +206,39 @@ def test_a_directory_in_place_of_the_file_is_a_clear_error(tmp_path: Path) -> No
     (tmp_path / "state.db").mkdir()
     with pytest.raises(StoreOpenError, match="not a regular file"):
         open_store(f"sqlite://{tmp_path / 'state.db'}")
+
+
+def test_after_a_delivery_the_hub_lets_commits_gather_before_reading_again(
+    tmp_path: Path,
+) -> None:
+    # Reading the log after every commit took the GIL from the writer at each of its SQLite
+    # calls and tripled the cost of a write; the hub reads a stream of commits in batches.
+    store = sqlite_store(f"sqlite://{tmp_path / 'state.db'}")
+    reads: list[tuple[float, int]] = []  # (when, how many events it found)
+    read_log = store._read_log
+
+    def timed(after: int) -> Any:
+        started = time.monotonic()
+        events, compacted = read_log(after)
+        reads.append((started, len(events)))
+        return events, compacted
+
+    store._read_log = timed  # type: ignore[method-assign]
+    try:
+        watch = store.watch("/k/")
+        record = store.create("/k/a", b"0")
+        for n in range(1, 100):
+            time.sleep(0.0002)  # a writer with other work between its writes
+            record = store.update("/k/a", str(n).encode(), record.mod_revision)
+        values = []
+        while len(values) < 100 and (event := watch.next_event(timeout=10)) is not None:
+            values.append(event.record.value)
+        assert values == [str(n).encode() for n in range(100)]  # each once, in order
+        gaps = [
+            later - earlier for (earlier, found), (later, _) in itertools.pairwise(reads) if found
+        ]
+        assert len(gaps) >= 5
+        assert min(gaps) >= BATCH_LINGER_SECONDS
+        assert len(reads) <= 150  # a read per commit and an empty one after it: 200
+    finally:
+        store.close()
