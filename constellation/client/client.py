@@ -162,23 +162,21 @@ class Client:
 
     def update(self, obj: R) -> R:
         """Write metadata and spec (not status) if `obj` still has the live resourceVersion."""
-        live, envelope, revision = self._read_for_write(obj)
-        document = stored_form(obj)
-        document["status"] = live.get("status")
-        document["metadata"] = _keep_server_metadata(document["metadata"], live["metadata"])
-        if spec_part(document) != spec_part(live):
-            document["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
-        return self._write(
-            type(obj), live, Envelope(document, envelope.applied, envelope.created_by), revision
-        )
+        document, revision = self._update(obj)
+        return to_object(type(obj), document, revision)
+
+    def update_version(self, obj: R) -> str:
+        """`update`, returning only the new resourceVersion: for hot paths (the scheduler's
+        binds) that do not need the stored object back, whose validation costs as much as the
+        rest of the write's Python."""
+        return str(self._update(obj)[1])
 
     def update_status(self, obj: R) -> R:
         """Write only the status, if `obj` still has the live resourceVersion."""
         live, envelope, revision = self._read_for_write(obj)
         document = {**live, "status": stored_form(obj).get("status")}
-        return self._write(
-            type(obj), live, Envelope(document, envelope.applied, envelope.created_by), revision
-        )
+        written = Envelope(document, envelope.applied, envelope.created_by)
+        return to_object(type(obj), *self._write(type(obj), live, written, revision))
 
     def delete(
         self,
@@ -229,21 +227,32 @@ class Client:
         envelope = Envelope.decode(record.value)
         return envelope.object, envelope, record.mod_revision
 
-    def _write(self, kind: type[R], live: dict[str, Any], envelope: Envelope, revision: int) -> R:
+    def _update(self, obj: Resource) -> tuple[dict[str, Any], int]:
+        live, envelope, revision = self._read_for_write(obj)
+        document = stored_form(obj)
+        document["status"] = live.get("status")
+        document["metadata"] = _keep_server_metadata(document["metadata"], live["metadata"])
+        if spec_part(document) != spec_part(live):
+            document["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
+        written = Envelope(document, envelope.applied, envelope.created_by)
+        return self._write(type(obj), live, written, revision)
+
+    def _write(
+        self, kind: type[Resource], live: dict[str, Any], envelope: Envelope, revision: int
+    ) -> tuple[dict[str, Any], int]:
         """CAS-write the envelope unless nothing changed; delete instead when the last
-        finalizer of an object being deleted is gone."""
+        finalizer of an object being deleted is gone. Returns the document as stored and
+        its revision (of the deletion, if deleted)."""
         document = envelope.object
         if document.get("status") is None:
             document.pop("status", None)
         metadata = document["metadata"]
         key = object_key(kind, metadata.get("namespace"), metadata["name"])
         if metadata.get("deletionTimestamp") and not metadata.get("finalizers"):
-            deleted_at = self.store.delete(key, revision)
-            return to_object(kind, document, deleted_at)
+            return document, self.store.delete(key, revision)
         if document == live:
-            return to_object(kind, document, revision)
-        record = self.store.update(key, envelope.encode(), revision)
-        return to_object(kind, document, record.mod_revision)
+            return document, revision
+        return document, self.store.update(key, envelope.encode(), revision).mod_revision
 
 
 def _with_propagation(finalizers: list[str], propagation: Propagation) -> list[str]:

@@ -51,6 +51,23 @@ def test_generation_counts_spec_changes_only(client: Client) -> None:
     assert obj.metadata.labels == {"tier": "front"}
 
 
+def test_update_version_writes_what_update_writes_and_returns_the_new_version(
+    client: Client, store: Store
+) -> None:
+    obj = client.create(widget("a"))
+    obj.spec.size = 4
+    obj.status.seen = 3  # update never writes status, and neither does this
+    version = client.update_version(obj)
+    assert version == str(store.current_revision())
+    stored = client.get(Widget, "a")
+    assert (stored.metadata.resourceVersion, stored.metadata.generation) == (version, 2)
+    assert (stored.spec.size, stored.status.seen) == (4, 0)
+    with pytest.raises(Conflict):
+        client.update_version(obj)  # still at the version it was read at
+    stored.metadata.labels["tier"] = "front"
+    assert client.update_version(stored) != version
+
+
 def test_update_never_writes_status_and_status_never_writes_spec(client: Client) -> None:
     obj = client.create(widget("a"))
     obj.status.seen = 5
