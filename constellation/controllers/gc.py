@@ -30,7 +30,7 @@ from constellation.apis.meta import OwnerReference, Resource
 from constellation.apis.registry import ALL_KINDS
 from constellation.apis.replica import Replica
 from constellation.client.client import FOREGROUND_FINALIZER, ORPHAN_FINALIZER, Propagation
-from constellation.controllers.base import ControllerContext, Key, Mapper, Result
+from constellation.controllers.base import ControllerContext, Key, Mapper, Result, peek
 from constellation.store import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class GarbageCollector:
     ) -> Resource | None:
         """The owner `ref` names, or None if it is gone (or is another object by the name)."""
         namespace = _owner_namespace(dependent, ref)
-        owner = self.ctx.lister(kind).get(ref.name, namespace)
+        owner = peek(self.ctx.lister(kind), ref.name, namespace)
         if owner is None or owner.metadata.uid != ref.uid:
             # A cache can lag behind a just-created owner: confirm before deleting on it.
             owner = self.ctx.client.find(kind, ref.name, namespace)
@@ -226,12 +226,12 @@ class GarbageCollector:
         cluster-scoped kinds for a key without a namespace."""
         for kind in ALL_KINDS:
             if (key.namespace is not None) == kind.NAMESPACED:
-                obj = self.ctx.lister(kind).get(key.name, key.namespace)
+                obj = peek(self.ctx.lister(kind), key.name, key.namespace)
                 if obj is not None:
                     yield obj
 
     def _cached_alive(self, obj: Resource) -> bool:
-        cached = self.ctx.lister(type(obj)).get(obj.metadata.name, obj.metadata.namespace)
+        cached = peek(self.ctx.lister(type(obj)), obj.metadata.name, obj.metadata.namespace)
         return cached is not None and cached.metadata.uid == obj.metadata.uid
 
 

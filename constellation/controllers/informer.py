@@ -9,6 +9,9 @@ missed. A broken watch (`Unavailable`: store restarted, failover) resumes from t
 revision seen, so nothing is lost or delivered twice. When that history is gone (`Compacted`)
 it relists and diffs against the cache, synthesizing the adds, updates and deletes it missed.
 A periodic resync re-delivers every cached object, as a safety net for lost work.
+
+A `transform` (client-go's SetTransform) may rewrite each object before it is cached, e.g.
+to share parts that many objects hold equal (see sharing.py).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ R = TypeVar("R", bound=Resource)
 EventHandler = Callable[[Resource, bool], None]
 """Called with (object, deleted) for every add, update, delete and resync of an object."""
 
+Transform = Callable[[R], R]
+"""Rewrites an object as it arrives, before it is cached or handed to handlers."""
+
 DEFAULT_RESYNC_SECONDS = 300.0
 # A quiet watch wakes this often at most (stop closes the watch, which wakes it at once):
 # an idle manager has seven informers, and waking each twice a second cost 0.2% of a core.
@@ -44,9 +50,9 @@ MAX_WAIT_SECONDS = 5.0
 class Informer(Generic[R]):
     """A cache of every `kind` object, also a `Lister` over it.
 
-    `get` returns a copy (callers change what they get, then write it); `list` returns the
-    cached objects themselves for speed (copying 10,000 objects per call costs 0.6 s): treat
-    them as read-only and `model_copy(deep=True)` one before changing it.
+    `get` returns a copy (callers change what they get, then write it); `peek` and `list`
+    return the cached objects themselves for speed (copying 10,000 objects per call costs
+    0.6 s): treat them as read-only and `model_copy(deep=True)` one before changing it.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class Informer(Generic[R]):
         metrics: Metrics = REGISTRY,
         min_backoff: float = 0.05,
         max_backoff: float = 2.0,
+        transform: Transform[R] | None = None,
     ) -> None:
         self.client = client
         self.kind = kind
@@ -65,6 +72,7 @@ class Informer(Generic[R]):
         self._metrics = metrics
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
+        self._transform = transform
         self._lock = threading.Lock()
         self._cache: dict[Key, R] = {}
         self._handlers: list[EventHandler] = []
@@ -121,10 +129,14 @@ class Informer(Generic[R]):
     # -- Lister ---------------------------------------------------------------------------
 
     def get(self, name: str, namespace: str | None = "default") -> R | None:
+        obj = self.peek(name, namespace)
+        return obj.model_copy(deep=True) if obj is not None else None
+
+    def peek(self, name: str, namespace: str | None = "default") -> R | None:
+        """The cached object itself, not a copy: read-only (see the class docstring)."""
         key = Key(namespace if self.kind.NAMESPACED else None, name)
         with self._lock:
-            obj = self._cache.get(key)
-        return obj.model_copy(deep=True) if obj is not None else None
+            return self._cache.get(key)
 
     def list(self, namespace: str | None = None, selector: Selector | None = None) -> list[R]:
         with self._lock:
@@ -174,6 +186,8 @@ class Informer(Generic[R]):
     def _relist(self) -> None:
         """List everything and deliver the difference from the cache."""
         objects, revision = self.client.list(self.kind)
+        if self._transform is not None:
+            objects = [self._transform(obj) for obj in objects]
         fresh = {Key.of(obj): obj for obj in objects}
         with self._lock:
             old = self._cache
@@ -225,6 +239,8 @@ class Informer(Generic[R]):
         return ObjectWatch(self.kind, self.client.store.watch(prefix, self._revision + 1), None)
 
     def _apply(self, type_: WatchEventType, obj: R) -> None:
+        if self._transform is not None:
+            obj = self._transform(obj)
         key = Key.of(obj)
         deleted = type_ is WatchEventType.DELETED
         with self._lock:

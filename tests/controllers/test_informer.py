@@ -105,6 +105,48 @@ def test_cache_follows_creates_updates_and_deletes(
     assert informer.get("web").spec.replicas == 3  # type: ignore[union-attr]
 
 
+def test_peek_hands_out_the_cached_object_itself(
+    client: Client, informer: Informer[Instance]
+) -> None:
+    client.create(instance("web"))
+    informer.start()
+    assert informer.wait_for_sync(10)
+    wait_for(lambda: informer.peek("web") is not None, what="the initial list")
+    assert informer.peek("web") is informer.peek("web")  # no copy: read-only
+    assert informer.peek("web") is informer.list()[0]
+    assert informer.get("web") is not informer.peek("web")
+    assert informer.get("web") == informer.peek("web")
+    assert informer.peek("web", "prod") is None
+
+
+def test_a_transform_rewrites_what_is_listed_and_what_is_watched(
+    client: Client, metrics: Metrics
+) -> None:
+    def mark(obj: Instance) -> Instance:
+        obj.metadata.annotations["seen-by"] = "transform"
+        return obj
+
+    client.create(instance("listed"))
+    informer = Informer(client, Instance, metrics=metrics, transform=mark)
+    delivered: list[tuple[str, str | None]] = []
+    informer.add_handler(
+        lambda obj, _: delivered.append(
+            (obj.metadata.name, obj.metadata.annotations.get("seen-by"))
+        )
+    )
+    informer.start()
+    try:
+        assert informer.wait_for_sync(10)
+        client.create(instance("watched"))
+        wait_for(lambda: len(delivered) == 2, what="the watched create")
+        assert delivered == [("listed", "transform"), ("watched", "transform")]
+        marks = {o.metadata.name: o.metadata.annotations.get("seen-by") for o in informer.list()}
+        assert marks == {"listed": "transform", "watched": "transform"}
+        assert "seen-by" not in client.get(Instance, "watched").metadata.annotations
+    finally:
+        informer.stop()
+
+
 class SlowToWatch:
     """Fault injection: the store, except that opening a watch takes a while, so a write can
     land between an informer's list and its watch."""

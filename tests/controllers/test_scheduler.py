@@ -14,7 +14,7 @@ from constellation.apis.instance import INSTANCE_LABEL, Instance
 from constellation.apis.node import Node
 from constellation.apis.replica import Replica
 from constellation.client.client import Client
-from constellation.controllers.base import ControllerContext, Key
+from constellation.controllers.base import ControllerContext, DirectLister, Key
 from constellation.controllers.scheduler import Scheduler, demand_of
 from constellation.store import Store
 from tests.controllers.simulate import make_node, ready_condition
@@ -284,3 +284,37 @@ def test_a_new_node_is_seen_through_the_node_mapper(
     assert mapper(make_node(client, "node-y")) == [Key.of(replica)]
     scheduler.reconcile(Key.of(replica))
     assert client.get(Replica, "web-0").spec.nodeName == "node-y"
+
+
+class SharingLister(DirectLister[Replica]):
+    """Hands out one object per replica from `peek`, as an informer hands out its cache."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client, Replica)
+        self.shared: dict[tuple[str | None, str], Replica | None] = {}
+
+    def peek(self, name: str, namespace: str | None = "default") -> Replica | None:
+        if (namespace, name) not in self.shared:
+            self.shared[(namespace, name)] = self.get(name, namespace)
+        return self.shared[(namespace, name)]
+
+
+def test_binding_and_marking_unschedulable_leave_the_shared_object_alone(
+    client: Client, context: ControllerContext, schedulers: SchedulerFactory
+) -> None:
+    make_node(client, "node-a", cpu="1")
+    _, (fits, too_big) = make_instance(client, "web", 2, requests={"cpu": "1"})
+    lister = SharingLister(client)
+    shared = ControllerContext(client, {**context.listers, Replica: lister}, context.recorder)
+    scheduler = schedulers(shared)
+    keys = [Key.of(fits), Key.of(too_big)]
+    before = {key: lister.peek(key.name) for key in keys}
+    copies = {key: obj.model_copy(deep=True) for key, obj in before.items() if obj is not None}
+    for key in keys:
+        scheduler.reconcile(key)
+    assert placement_of(client) == {"node-a": 1, None: 1}
+    assert client.get(Replica, "web-1").status.reason == "Unschedulable"
+    assert len(copies) == 2
+    for key, copy in copies.items():
+        assert lister.peek(key.name) is before[key]
+        assert before[key] == copy  # unchanged: the writes started from copies
