@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar, Generic, Protocol, TypeVar
 
+from constellation.apis.event import ObjectReference
 from constellation.apis.meta import Resource
 from constellation.client.client import Client
 from constellation.client.selector import Selector
@@ -89,9 +90,12 @@ class DirectLister(Generic[R]):
 
 
 class EventRecorder(Protocol):
-    """Records what happened to an object and why, as Event objects (see events.py)."""
+    """Records what happened to an object and why, as Event objects (see events.py). `obj`
+    may be the object or a reference to it (`events.reference`)."""
 
-    def record(self, obj: Resource, reason: str, message: str, type_: str = "Normal") -> None: ...
+    def record(
+        self, obj: Resource | ObjectReference, reason: str, message: str, type_: str = "Normal"
+    ) -> None: ...
 
 
 @dataclass

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar
 
+from constellation.apis.event import ObjectReference
 from constellation.apis.instance import Instance, Placement, ReplicaTemplate
 from constellation.apis.meta import Condition, Resource
 from constellation.apis.node import Node
@@ -51,6 +52,7 @@ from constellation.controllers.base import (
     Result,
     peek,
 )
+from constellation.controllers.events import reference
 from constellation.store import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -420,7 +422,9 @@ class BackgroundRecorder:
 
     def __init__(self, recorder: EventRecorder, backlog: int = EVENT_BACKLOG) -> None:
         self._recorder = recorder
-        self._queue: queue.Queue[tuple[float, Resource, str, str, str]] = queue.Queue(backlog)
+        self._queue: queue.Queue[tuple[float, ObjectReference, str, str, str]] = queue.Queue(
+            backlog
+        )
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._busy_at = 0.0
@@ -430,9 +434,13 @@ class BackgroundRecorder:
         """Say that more important work (a bind) is under way: events hold back a moment."""
         self._busy_at = time.monotonic()
 
-    def record(self, obj: Resource, reason: str, message: str, type_: str = "Normal") -> None:
+    def record(
+        self, obj: Resource | ObjectReference, reason: str, message: str, type_: str = "Normal"
+    ) -> None:
+        # A reference, not the object: a burst queues thousands, and a Replica is 9 KB.
+        involved = obj if isinstance(obj, ObjectReference) else reference(obj)
         try:
-            self._queue.put_nowait((time.monotonic(), obj, reason, message, type_))
+            self._queue.put_nowait((time.monotonic(), involved, reason, message, type_))
         except queue.Full:
             self.dropped += 1
             return
