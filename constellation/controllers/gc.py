@@ -17,6 +17,10 @@ a name. So a key stands for every object of every kind with that name, each exam
 roles: as a dependent (are its owners alive?) and, once marked for deletion, as an owner
 (is its policy carried out?). Names rarely collide across kinds, and when they do the extra
 work is a few cache lookups that change nothing.
+
+Events take no part: they are written without owners and expire through their lease (see
+events.py). Watching them would make the manager cache and decode every Event, the kind
+written most often, for nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from constellation.apis.event import Event
 from constellation.apis.meta import OwnerReference, Resource
 from constellation.apis.registry import ALL_KINDS
 from constellation.apis.replica import Replica
@@ -39,7 +44,9 @@ log = logging.getLogger(__name__)
 # brings the key back first.
 RETRY_SECONDS = 0.5
 
-_KINDS_BY_NAME: dict[str, type[Resource]] = {kind.KIND: kind for kind in ALL_KINDS}
+OWNED_KINDS: tuple[type[Resource], ...] = tuple(kind for kind in ALL_KINDS if kind is not Event)
+"""The kinds that can own or depend (every kind but Event, see the module docstring)."""
+_KINDS_BY_NAME: dict[str, type[Resource]] = {kind.KIND: kind for kind in OWNED_KINDS}
 
 
 @dataclass
@@ -67,7 +74,7 @@ class GarbageCollector:
         self.ctx = ctx
 
     def watches(self) -> Mapping[type[Resource], Mapper]:
-        return dict.fromkeys(ALL_KINDS, self.affected_keys)
+        return dict.fromkeys(OWNED_KINDS, self.affected_keys)
 
     def affected_keys(self, obj: Resource) -> Iterable[Key]:
         """Only the keys with work to do, since every change of every object (status
@@ -181,7 +188,7 @@ class GarbageCollector:
         owner's dependents share its namespace (a cluster-scoped object cannot name it, see
         `_owner_kind`); a cluster-scoped owner's may be anywhere."""
         namespace = owner.metadata.namespace if owner.NAMESPACED else None
-        for kind in ALL_KINDS:
+        for kind in OWNED_KINDS:
             if owner.NAMESPACED and not kind.NAMESPACED:
                 continue
             if live:
@@ -224,7 +231,7 @@ class GarbageCollector:
     def _objects_named(self, key: Key) -> Iterator[Resource]:
         """Every object the key may stand for: namespaced kinds for a namespaced key,
         cluster-scoped kinds for a key without a namespace."""
-        for kind in ALL_KINDS:
+        for kind in OWNED_KINDS:
             if (key.namespace is not None) == kind.NAMESPACED:
                 obj = peek(self.ctx.lister(kind), key.name, key.namespace)
                 if obj is not None:

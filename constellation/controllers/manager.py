@@ -7,6 +7,11 @@ and must all stop together when leadership is lost, so one object owns their lif
 Each leadership term starts from scratch (fresh informers, reconcilers and queues) rather
 than resuming the last one: a manager that lost its lease may have missed anything, and a
 fresh list is the one state that is certainly right.
+
+Only the kinds some controller watches get an informer: a cache holds every object of its
+kind for the whole term, and decodes every change to one. A kind nobody watches (Event) is
+read from the store in the rare case a controller asks. Cached replicas share equal
+templates (sharing.py).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from typing import Any
 
 from constellation.apis.meta import Resource
 from constellation.apis.registry import ALL_KINDS
+from constellation.apis.replica import Replica
 from constellation.client.client import Client
 from constellation.controllers.base import (
     ControllerContext,
+    DirectLister,
     KeySource,
     Lister,
     Reconciler,
@@ -35,6 +42,7 @@ from constellation.controllers.informer import DEFAULT_RESYNC_SECONDS, Informer,
 from constellation.controllers.leader import DEFAULT_TTL, LeaderElector
 from constellation.controllers.metrics import REGISTRY, Metrics
 from constellation.controllers.runner import Controller
+from constellation.controllers.sharing import TemplateSharing
 from constellation.store import Store
 
 log = logging.getLogger(__name__)
@@ -74,22 +82,28 @@ class _Term:
 
     def __init__(self, manager: ControllerManager) -> None:
         client = Client(manager.store)
-        self.informers: dict[type[Resource], Informer[Any]] = {
-            kind: Informer(client, kind, manager.resync_seconds, metrics=manager.metrics)
-            for kind in ALL_KINDS
-        }
-        listers: dict[type[Resource], Lister[Resource]] = dict(self.informers)
+        # Filled in once the reconcilers say what they watch; none reads it before.
+        listers: dict[type[Resource], Lister[Resource]] = {}
         recorder = StoreEventRecorder(client, COMPONENT, manager.settings.event_ttl_seconds)
         self.context = ControllerContext(client, listers, recorder, manager.settings)
+        reconcilers = [cls(self.context) for cls in manager.reconciler_classes]
+        self.informers: dict[type[Resource], Informer[Any]] = {
+            kind: Informer(
+                client,
+                kind,
+                manager.resync_seconds,
+                metrics=manager.metrics,
+                transform=TemplateSharing() if kind is Replica else None,
+            )
+            for kind in watched_kinds(reconcilers)
+        }
+        listers.update({kind: DirectLister(client, kind) for kind in ALL_KINDS})
+        listers.update(self.informers)
         self.controllers = [
             Controller(
-                cls(self.context),
-                self.context,
-                self.informers,
-                manager.workers,
-                metrics=manager.metrics,
+                reconciler, self.context, self.informers, manager.workers, metrics=manager.metrics
             )
-            for cls in manager.reconciler_classes
+            for reconciler in reconcilers
         ]
         self.sources: list[KeySource] = []
 
@@ -128,6 +142,11 @@ class _Term:
                 stop()
         for informer in self.informers.values():
             informer.stop()
+
+
+def watched_kinds(reconcilers: Sequence[Reconciler]) -> list[type[Resource]]:
+    """The kinds `reconcilers` reconcile or watch, each once."""
+    return list(dict.fromkeys(kind for r in reconcilers for kind in (r.KIND, *r.watches())))
 
 
 def _sources(reconciler: object) -> Sequence[KeySource]:

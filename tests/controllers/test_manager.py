@@ -8,14 +8,19 @@ import time
 from collections.abc import Mapping
 from typing import ClassVar
 
+from constellation.apis.event import Event
 from constellation.apis.instance import Instance
 from constellation.apis.meta import Resource
+from constellation.apis.replica import Replica
 from constellation.client.client import Client
-from constellation.controllers.base import ControllerContext, Key, Mapper, Result
+from constellation.controllers.base import ControllerContext, DirectLister, Key, Mapper, Result
+from constellation.controllers.gc import OWNED_KINDS, GarbageCollector
+from constellation.controllers.informer import Informer
 from constellation.controllers.leader import LEASE_KEY
 from constellation.controllers.manager import ControllerManager, default_reconcilers
 from constellation.controllers.metrics import Metrics
 from tests.controllers.test_informer import instance, wait_for
+from tests.controllers.test_scheduler import add_replica
 
 SEEN = "test.constellation.dev/seen-generation"
 
@@ -90,3 +95,30 @@ def test_default_reconcilers_are_the_modules_that_exist() -> None:
     assert names <= {"ReplicasReconciler", "Scheduler", "NodeLifecycle", "GarbageCollector"}
     for cls in classes:
         assert cls.NAME and cls.KIND  # type: ignore[attr-defined]
+
+
+def test_only_watched_kinds_are_cached_and_cached_replicas_share_templates(
+    client: Client,
+) -> None:
+    web = client.create(instance("web"))
+    replicas = [add_replica(client, web, ordinal) for ordinal in range(2)]
+    manager = ControllerManager(client.store, reconciler_classes=[GarbageCollector, Observe])
+    runner = threading.Thread(target=manager.run, name="manager-under-test")
+    runner.start()
+    try:
+        wait_for(lambda: bool(manager.controllers) and manager.is_leader, 10, "leadership")
+        listers = manager.controllers[0].ctx.listers
+        assert isinstance(listers[Event], DirectLister)  # no controller watches events
+        assert {kind for kind, lister in listers.items() if isinstance(lister, Informer)} == set(
+            OWNED_KINDS
+        )
+        cache = listers[Replica]
+        assert isinstance(cache, Informer)
+        wait_for(lambda: len(cache.list()) == 2, 10, "the replicas' list")
+        first, second = (cache.peek(r.metadata.name) for r in replicas)
+        assert first is not None and second is not None
+        assert first.spec.template is second.spec.template
+    finally:
+        manager.stop()
+        runner.join(15)
+    assert not runner.is_alive()
