@@ -18,6 +18,17 @@ from tests.etcd_server import EtcdServer
 BACKENDS = ["sqlite", "etcd"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def resource_tracker_stopped() -> Iterator[None]:
+    """The cross-process tests' spawn context starts multiprocessing's resource tracker, a
+    process that outlives them until the interpreter exits; the session fails on a process
+    left behind, so stop it when the store tests are done (no public API does)."""
+    yield
+    from multiprocessing import resource_tracker
+
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
     server = EtcdServer(tmp_path_factory.mktemp("etcd"))
