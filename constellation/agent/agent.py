@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from constellation.agent.api import AgentAPI
 from constellation.agent.node import NodeConfig, describe_node, node_address
-from constellation.agent.units import key_of, replica_status, unit_id, unit_spec
+from constellation.agent.units import key_of, replica_status, unit_group, unit_id, unit_spec
 from constellation.apis.meta import Resource
 from constellation.apis.node import Node, heartbeat_key
 from constellation.apis.replica import Replica
@@ -39,6 +39,7 @@ from constellation.controllers.informer import Informer
 from constellation.controllers.runner import Controller
 from constellation.runtime.cgroups import CgroupManager, detect
 from constellation.runtime.linux import set_child_subreaper
+from constellation.runtime.spawner import Spawner
 from constellation.runtime.supervisor import Supervisor
 from constellation.store import (
     AlreadyExists,
@@ -64,7 +65,7 @@ class AgentConfig:
     cgroup_parent: str = "constellation"  # the CLI passes constellation/<node>
     init: str | None = None  # e.g. tini-static: `spawn.default_init()`
     heartbeat_ttl: int = DEFAULT_HEARTBEAT_TTL
-    workers: int = 2
+    workers: int = 4  # spawns run outside the supervisor's lock: starts overlap
     listen: str = "127.0.0.1"  # the logs and stats endpoint
     port: int = 0
 
@@ -125,11 +126,13 @@ class Agent:
         self.recorder = StoreEventRecorder(self.client, f"agent/{self.name}")
         self.replicas: Informer[Replica] = Informer(self.client, Replica)
         cgroups = cgroups or detect(config.cgroup_parent)
+        self.spawner = Spawner()
         self.supervisor = Supervisor(
             cgroups,
             config.state_dir,
             on_change=self._unit_changed,
             on_event=self._unit_event,
+            spawner=self.spawner.spawn,
         )
         self.api = AgentAPI(self.supervisor, self.current_unit, config.listen, config.port)
         node = replace(
@@ -171,6 +174,7 @@ class Agent:
         self.controller.stop(timeout=5)
         self.replicas.stop()
         self.supervisor.close()
+        self.spawner.close()
         self.api.close()
         if self.keeper is not None:
             self.keeper.stop()
@@ -262,7 +266,7 @@ class Agent:
         return units[-1] if units else None
 
     def units_of(self, key: Key) -> list[str]:
-        return [unit for unit in self.supervisor.unit_ids() if key_of(unit) == key]
+        return self.supervisor.unit_ids(group=unit_group(key))
 
     def stop_orphans(self) -> None:
         """Units a previous agent left whose replica is gone or went elsewhere."""

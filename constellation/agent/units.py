@@ -31,7 +31,13 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def unit_id(replica: Replica) -> str:
     uid = (replica.metadata.uid or "").replace("-", "")[:UID_CHARS]
-    return f"{replica.metadata.namespace or 'default'}.{replica.metadata.name}.{uid}"
+    key = Key(replica.metadata.namespace or "default", replica.metadata.name)
+    return f"{unit_group(key)}.{uid}"
+
+
+def unit_group(key: Key) -> str:
+    """The supervisor's group of every unit of the replica called `key`."""
+    return f"{key.namespace}.{key.name}"
 
 
 def key_of(unit: str) -> Key:

@@ -105,11 +105,12 @@ def default_init() -> str | None:
     return TINI if os.access(TINI, os.X_OK) else None
 
 
-def spawn(spec: SpawnSpec) -> Spawned:
+def spawn(spec: SpawnSpec, *, reaper_is_parent: bool = False) -> Spawned:
     """Start `spec` and return once its program has been exec'd.
 
     The calling process must be a child subreaper (linux.set_child_subreaper()): the replica's
-    pid 1 is its grandchild, re-parented to it when the intermediate child exits.
+    pid 1 is its grandchild, re-parented to it when the intermediate child exits. With
+    `reaper_is_parent` the caller's own parent is (`spawner.py`), and pid 1 goes there.
     """
     namespaces = _validate(spec)
     ids = _resolve(spec.user)
@@ -134,7 +135,7 @@ def spawn(spec: SpawnSpec) -> Spawned:
             *join_cgroup_steps(spec.cgroup_procs),
             ("unshare namespaces", linux.unshare, (_clone_flags(namespaces),)),
         ]
-        pid = launch(enter, _setup_steps(spec, namespaces), target)
+        pid = launch(enter, _setup_steps(spec, namespaces), target, reaper_is_parent)
     finally:
         os.close(log_fd)
     started_at = time.time()
@@ -168,13 +169,15 @@ def join_cgroup_steps(procs_files: Sequence[str]) -> list[Step]:
     return [(f'join cgroup "{path}"', _join_cgroup, (os.fsencode(path),)) for path in procs_files]
 
 
-def launch(enter: Sequence[Step], setup: Sequence[Step], target: Target) -> int:
+def launch(
+    enter: Sequence[Step], setup: Sequence[Step], target: Target, reaper_is_parent: bool = False
+) -> int:
     """Run `enter` in a first child, fork the second, run `setup` there and exec `target`.
 
     Returns the host pid of the second child once it has exec'd; it is a child of the caller
     (a subreaper) from then on. Raises SpawnError with the failed step and errno message.
     """
-    if not linux.is_child_subreaper():
+    if not reaper_is_parent and not linux.is_child_subreaper():
         raise SpawnError(
             "the calling process is not a child subreaper (call linux.set_child_subreaper()): "
             "the replica's pid 1 must be re-parented to it"

@@ -33,7 +33,7 @@ from constellation.runtime.cgroups import Cgroup, CgroupManager, Limits, Stats
 from constellation.runtime.logs import ReplicaLogs
 from constellation.runtime.probes import Outcome, ProbeSpec, ProbeState, Target, check
 from constellation.runtime.process import ExitStatus, adopt, reap, signal_pidfd
-from constellation.runtime.spawn import SpawnError, SpawnSpec, spawn
+from constellation.runtime.spawn import Spawned, SpawnError, SpawnSpec, spawn
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class _Unit:
     failures: int = 0  # consecutive failed runs: the backoff exponent
     oom_seen: int = 0
     run: int = 0  # bumped at every start and stop: stale timers and probes check it
+    starting: bool = False  # a spawn is in progress, outside the lock
     stopping: bool = False
     forget: bool = False
     kill_reason: str | None = None
@@ -109,6 +110,7 @@ class Supervisor:
         on_change: ChangeCallback = lambda _id: None,
         on_event: EventCallback = lambda *_args: None,
         log_max_bytes: int = 10 * 2**20,
+        spawner: Callable[[SpawnSpec], Spawned] = spawn,
     ) -> None:
         self.cgroups = cgroups
         self.state_dir = Path(state_dir)
@@ -116,8 +118,10 @@ class Supervisor:
         self.on_change = on_change
         self.on_event = on_event
         self.log_max_bytes = log_max_bytes
+        self._spawn = spawner  # spawn in this process, or `Spawner().spawn` in a small one
         self._lock = threading.RLock()
         self._units: dict[str, _Unit] = {}
+        self._groups: dict[str, set[str]] = {}
         self._by_fd: dict[int, _Unit] = {}
         self._epoll = select.epoll()
         self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
@@ -136,9 +140,13 @@ class Supervisor:
             unit = self._units.get(unit_id)
             return unit.status if unit else None
 
-    def unit_ids(self) -> list[str]:
+    def unit_ids(self, group: str | None = None) -> list[str]:
+        """Every unit, or those of `group`: the part of an id before its last dot (the agent's
+        ids are `<namespace>.<name>.<uid>`, so a group is every unit of one replica name)."""
         with self._lock:
-            return list(self._units)
+            if group is None:
+                return list(self._units)
+            return list(self._groups.get(group, ()))
 
     def recorded_ids(self) -> list[str]:
         """Units known from state files or cgroups: after a restart, what may need adopting
@@ -164,7 +172,7 @@ class Supervisor:
             if unit is not None:
                 return unit.status
             unit = self._new_unit(spec)
-            self._units[spec.id] = unit
+            self._add(unit)
             if self._adopt(unit):
                 return unit.status
             # Processes we hold no record of (an agent killed between spawn and state file)
@@ -184,6 +192,8 @@ class Supervisor:
                 return
             unit.stopping, unit.forget = True, forget
             unit.run += 1
+            if unit.starting:
+                return  # the spawn in progress sees `stopping` and ends the run at once
             if unit.pidfd is None:
                 self._finish_stop(unit)
                 return
@@ -230,8 +240,19 @@ class Supervisor:
         if saved:
             unit.start_time = saved.get("start_time")
             self._adopt(unit)
-        self._units[unit_id] = unit
+        self._add(unit)
         return unit
+
+    def _add(self, unit: _Unit) -> None:
+        self._units[unit.spec.id] = unit
+        self._groups.setdefault(_group(unit.spec.id), set()).add(unit.spec.id)
+
+    def _forget(self, unit_id: str) -> None:
+        self._units.pop(unit_id, None)
+        members = self._groups.get(_group(unit_id), set())
+        members.discard(unit_id)
+        if not members:
+            self._groups.pop(_group(unit_id), None)
 
     def _adopt(self, unit: _Unit) -> bool:
         pid, start_time = unit.status.pid, unit.start_time
@@ -248,28 +269,42 @@ class Supervisor:
         return True
 
     def _start(self, unit: _Unit) -> None:
+        """Spawn a run of `unit`. Called holding the lock once; the lock is let go during
+        the spawn itself (a fork and an exec, milliseconds), so other units start alongside."""
         if unit.stopping:
             return
         spec = unit.spec
         ports = self._ports(unit)
         env = {**spec.spawn.env, **{f"PORT_{_env_name(n)}": str(p) for n, p in ports.items()}}
         unit.run += 1
-        try:
-            spawned = spawn(
-                replace(
-                    spec.spawn,
-                    env=env,
-                    log_path=unit.logs.new_run(),
-                    cgroup_procs=unit.cgroup.procs_files(),
-                )
-            )
-        except (SpawnError, OSError) as exc:
-            self._after_failed_start(unit, str(exc), ports)
-            return
+        unit.starting = True
         unit.oom_seen = unit.cgroup.stats().oom_kills
+        request = replace(
+            spec.spawn,
+            env=env,
+            log_path=unit.logs.new_run(),
+            cgroup_procs=unit.cgroup.procs_files(),
+        )
+        self._lock.release()
+        try:
+            spawned: Spawned | str = self._spawn(request)
+        except (SpawnError, OSError) as exc:
+            spawned = str(exc)
+        finally:
+            self._lock.acquire()
+            unit.starting = False
+        if isinstance(spawned, str):
+            if unit.stopping:
+                self._finish_stop(unit)
+            else:
+                self._after_failed_start(unit, spawned, ports)
+            return
+        self._started(unit, spawned, ports)
+
+    def _started(self, unit: _Unit, spawned: Spawned, ports: Mapping[str, int]) -> None:
         unit.start_time, unit.started_mono = spawned.start_time, time.monotonic()
         unit.kill_reason = None
-        ready = spec.readiness is None and spec.startup is None
+        ready = unit.spec.readiness is None and unit.spec.startup is None
         self._set(
             unit,
             replace(
@@ -284,8 +319,11 @@ class Supervisor:
             ),
         )
         self._watch(unit, spawned.pidfd)
+        if unit.stopping:  # stopped while it was being spawned: its exit finishes the stop
+            unit.cgroup.kill()
+            return
         self._start_probes(unit)
-        self.on_event(spec.id, "Started", f"started pid {spawned.pid}", "Normal")
+        self.on_event(unit.spec.id, "Started", f"started pid {spawned.pid}", "Normal")
 
     def _after_failed_start(self, unit: _Unit, message: str, ports: Mapping[str, int]) -> None:
         self.on_event(unit.spec.id, "FailedStart", message, "Warning")
@@ -387,7 +425,7 @@ class Supervisor:
         with contextlib.suppress(OSError):
             unit.cgroup.remove()
         if unit.forget:
-            self._units.pop(unit.spec.id, None)
+            self._forget(unit.spec.id)
             self._state_path(unit.spec.id).unlink(missing_ok=True)
             unit.logs.remove()
         status = replace(unit.status, phase="Failed", pid=None, ready=False, reason="Stopped")
@@ -551,6 +589,10 @@ class _Timers:
 
     def _due(self) -> bool:
         return bool(self._heap) and self._heap[0][0] <= time.monotonic()
+
+
+def _group(unit_id: str) -> str:
+    return unit_id.rpartition(".")[0]
 
 
 def _free_port() -> int:

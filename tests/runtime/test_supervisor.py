@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from constellation.runtime.cgroups import CgroupManager, Limits, detect, remove_
 from constellation.runtime.linux import set_child_subreaper
 from constellation.runtime.probes import ProbeSpec
 from constellation.runtime.spawn import SpawnSpec, default_init
+from constellation.runtime.spawner import Spawner
 from constellation.runtime.supervisor import Supervisor, UnitSpec, UnitStatus
 from tests.runtime.conftest import NEEDS_ROOT
 
@@ -216,3 +217,29 @@ def test_a_new_supervisor_adopts_running_units(
             os.kill(pid, 0)
     finally:
         second.close()
+
+
+def test_units_forked_by_the_spawner_are_still_ours_to_reap(
+    cgroups: CgroupManager, tmp_path: Path, subreaper: None
+) -> None:
+    spawner = Spawner()
+    running = Supervisor(cgroups, tmp_path / "state", spawner=spawner.spawn)
+    try:
+        spec = unit("forked", "exit 7", restart_policy="Never")
+        running.ensure(spec)
+        wait_until(lambda: status_of(running, spec).phase == "Failed", 5)
+        assert status_of(running, spec).exit_code == 7  # waitid works: the replica is our child
+        missing = unit("missing", "true")
+        missing = replace(missing, spawn=replace(missing.spawn, argv=["/no/such/program"]))
+        running.ensure(missing)
+        wait_until(lambda: status_of(running, missing).reason == "CrashLoopBackOff", 5)
+        assert '"/no/such/program"' in (status_of(running, missing).message or "")
+        process = spawner._process
+        assert process is not None and process.poll() is None
+    finally:
+        for unit_id in running.unit_ids():
+            running.stop(unit_id, grace=0.5)
+        wait_until(lambda: not running.unit_ids(), 10)
+        running.close()
+        spawner.close()
+    assert process.poll() is not None, "the spawner outlived its agent side"
