@@ -68,6 +68,7 @@ from constellation.client.client import Client, ObjectWatch, WatchEventType  # n
 from constellation.runtime import linux  # noqa: E402
 from constellation.runtime.cgroups import CgroupManager, Limits, detect  # noqa: E402
 from constellation.runtime.spawn import DEFAULT_PATH, SpawnSpec, default_init  # noqa: E402
+from constellation.runtime.spawner import Spawner  # noqa: E402
 from constellation.store import Conflict, NotFound, Store, default_url, open_store  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "runtime.json"
@@ -116,10 +117,14 @@ def spawn_latency(cfg: Config, work: Path, parent: str) -> dict[str, dict[str, f
             init=default_init(),
         )
         runc = runc_runner(runc_bundle(work / "bundle", f"/{parent}/runc"), state)
+        spawner = Spawner()  # the agent's way: a small process forks the replicas
         samples = sample_in_turn(
             {
-                "spawn": lambda: time_spawn(spec),
-                "spawn_until_exit": lambda: time_spawn(spec, until_exit=True),
+                "spawn": lambda: time_spawn(spec, spawner=spawner.spawn),
+                "spawn_until_exit": lambda: time_spawn(
+                    spec, until_exit=True, spawner=spawner.spawn
+                ),
+                "spawn_in_agent_process": lambda: time_spawn(spec),
                 "posix_spawn": lambda: time_posix_spawn(["/bin/true"]),
                 "unshare": lambda: time_posix_spawn(UNSHARE),
                 "runc": runc,
@@ -131,6 +136,7 @@ def spawn_latency(cfg: Config, work: Path, parent: str) -> dict[str, dict[str, f
             {"cgroup_create": cgroup_creator(cgroups)}, cfg.spawn_samples, cfg.warmup
         )["cgroup_create"]
     finally:
+        spawner.close()
         delete_runc_containers(state)
         cgroup.remove()
     return {name: summary_ms(values) for name, values in samples.items()}
@@ -415,6 +421,8 @@ def many_replicas(cfg: Config, work: Path, parent: str) -> dict[str, float]:
         time.sleep(cfg.settle_seconds)  # status writes and events settle: idle means idle
         cpu = idle_cpu_percent(agent, cfg.idle_seconds)
         rss_after = agent.memory_info().rss
+        spawners = [c for c in agent.children() if "constellation.runtime.spawner" in c.cmdline()]
+        spawner = spawners[0].memory_full_info() if spawners else None
         helpers = helper_memory(detect(parent), cfg.replicas)
         growth = max(0, rss_after - rss_before)
         figures = {
@@ -424,10 +432,15 @@ def many_replicas(cfg: Config, work: Path, parent: str) -> dict[str, float]:
             "agent_rss_mb": rss_after / MB,
             "agent_rss_before_mb": rss_before / MB,
             "agent_growth_per_replica_kb": growth / cfg.replicas / KB,
+            # The agent's one spawner process (not per replica): its PSS shares the
+            # interpreter's pages with the agent.
+            "spawner_rss_mb": spawner.rss / MB if spawner else 0.0,
+            "spawner_pss_mb": spawner.pss / MB if spawner else 0.0,
             **helpers,
         }
+        # PSS: the pages of tini's binary, shared by every copy, are counted once in all.
         figures["outside_workload_per_replica_kb"] = (
-            figures["helper_rss_per_replica_kb"] + figures["agent_growth_per_replica_kb"]
+            figures["helper_pss_per_replica_kb"] + figures["agent_growth_per_replica_kb"]
         )
         figures["delete_all_s"] = delete_all(client, daemons, cfg.timeout * 2)
     return figures
@@ -444,9 +457,10 @@ def idle_cpu_percent(process: psutil.Process, seconds: float) -> float:
 def helper_memory(cgroups: CgroupManager, replicas: int) -> dict[str, float]:
     """Every process in the replicas' cgroups: the ones running the init (tini) are helpers,
     the rest workload. A helper's USS is what it alone holds; its RSS also counts the pages of
-    the binary, which every copy shares (one copy in the page cache)."""
+    the binary, which every copy shares (one copy in the page cache); its PSS counts those
+    shared pages divided among the processes sharing them: what the copies cost in all."""
     init = default_init()
-    helpers = workloads = uss = rss = 0
+    helpers = workloads = uss = rss = pss = 0
     units = cgroups.names()
     for unit in units:
         cgroup = cgroups.open(unit)
@@ -455,7 +469,7 @@ def helper_memory(cgroups: CgroupManager, replicas: int) -> dict[str, float]:
             if init is not None and process.cmdline()[:1] == [init]:
                 helpers += 1
                 memory = process.memory_full_info()
-                uss, rss = uss + memory.uss, rss + memory.rss
+                uss, rss, pss = uss + memory.uss, rss + memory.rss, pss + memory.pss
             else:
                 workloads += 1
     if len(units) != replicas or workloads != replicas:
@@ -468,6 +482,7 @@ def helper_memory(cgroups: CgroupManager, replicas: int) -> dict[str, float]:
         "helper_processes": float(helpers),
         "helper_uss_per_replica_kb": uss / replicas / KB,
         "helper_rss_per_replica_kb": rss / replicas / KB,
+        "helper_pss_per_replica_kb": pss / replicas / KB,
     }
 
 
@@ -552,11 +567,14 @@ def figures(cfg: Config) -> list[Figure]:
             None,
             "containerd shim",
         ),
-        Figure("helper_uss_per_replica_kb", "  of which tini, USS", "KB"),
-        Figure("helper_rss_per_replica_kb", "  of which tini, RSS", "KB"),
+        Figure("helper_pss_per_replica_kb", "  of which tini, PSS", "KB"),
+        Figure("helper_uss_per_replica_kb", "  tini, USS", "KB"),
+        Figure("helper_rss_per_replica_kb", "  tini, RSS (shared pages counted per copy)", "KB"),
         Figure("agent_growth_per_replica_kb", "  of which agent growth", "KB"),
         Figure("agent_rss_mb", f"agent RSS, {n} replicas", "MB", 60.0),
         Figure("agent_idle_cpu_percent", f"agent idle CPU, {n} replicas", "% core", 2.0),
+        Figure("spawner_rss_mb", "agent's spawner process, RSS", "MB"),
+        Figure("spawner_pss_mb", "agent's spawner process, PSS", "MB"),
     ]
 
 

@@ -14,16 +14,21 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from constellation.runtime.spawn import SpawnSpec, spawn
+from constellation.runtime.spawn import Spawned, SpawnSpec, spawn
 
 UNSHARE = ["unshare", "--pid", "--mount", "--uts", "--ipc", "--fork", "/bin/true"]
 
 
-def time_spawn(spec: SpawnSpec, *, until_exit: bool = False) -> float:
-    """Seconds from calling spawn() to its return (the program has been exec'd), or with
+def time_spawn(
+    spec: SpawnSpec,
+    *,
+    until_exit: bool = False,
+    spawner: Callable[[SpawnSpec], Spawned] = spawn,
+) -> float:
+    """Seconds from calling `spawner` to its return (the program has been exec'd), or with
     `until_exit` to the end of the program, as the posix_spawn baselines are timed."""
     start = time.perf_counter()
-    spawned = spawn(spec)
+    spawned = spawner(spec)
     elapsed = time.perf_counter() - start
     try:
         os.waitid(os.P_PIDFD, spawned.pidfd, os.WEXITED)

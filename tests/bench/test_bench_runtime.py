@@ -25,17 +25,21 @@ FIGURES = {
     "apply_to_running_p99_ms",
     "all_running_s",
     "outside_workload_per_replica_kb",
+    "helper_pss_per_replica_kb",
     "helper_uss_per_replica_kb",
     "helper_rss_per_replica_kb",
     "agent_growth_per_replica_kb",
     "agent_rss_mb",
     "agent_idle_cpu_percent",
+    "spawner_rss_mb",
+    "spawner_pss_mb",
 }
 # Figures that may truly be 0: idle CPU is counted in 10 ms ticks over a short window; the
 # agent's RSS may not grow for 50 replicas; without tini there is no helper.
 MAY_BE_ZERO = {
     "agent_idle_cpu_percent",
     "agent_growth_per_replica_kb",
+    "helper_pss_per_replica_kb",
     "helper_uss_per_replica_kb",
     "helper_rss_per_replica_kb",
 }
