@@ -27,9 +27,8 @@ def _our_cgroups() -> set[str]:
         if not hierarchy.is_dir():
             continue
         for parent in hierarchy.glob("constellation*"):
-            if parent.is_dir():
-                found.add(str(parent))
-                found.update(str(p) for p in parent.rglob("*") if p.is_dir())
+            # os.walk ignores a directory that vanishes under it (another test's clean-up).
+            found.update(root for root, _dirs, _files in os.walk(parent))
     return found
 
 
