@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import signal
 from collections.abc import Iterable
 
@@ -113,13 +114,15 @@ _prctl = _libc.prctl
 _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _capset = _libc.capset
 _fork = _libc.fork
-_signal = _libc.signal
-_signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
-_signal.restype = ctypes.c_void_p
 _sigprocmask = _libc.sigprocmask
 _sigprocmask.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p]
-_SIG_DFL = 0
-_SIG_ERR = 2**64 - 1  # (void *) -1 as ctypes returns it
+# The kernel's struct sigaction for SIG_DFL (handler 0, no flags, restorer or mask), given to
+# rt_sigaction(2) directly: glibc's signal() refuses its reserved signals 32 and 33, which a
+# parent may still have left ignored.
+_DEFAULT_ACTION = (ctypes.c_ulong * 4)(0, 0, 0, 0)
+# rt_sigaction's number differs by architecture (mount_setattr's, a new call, does not).
+_SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}.get(platform.machine(), 13)
+_KERNEL_SIGSET_BYTES = 8
 _SIG_SETMASK = 2
 _EMPTY_SIGSET = bytes(128)  # sigset_t: 1024 bits, all clear
 _syscall = _libc.syscall
@@ -283,9 +286,9 @@ def fork_single_threaded() -> int:
 def reset_signals(signals: Iterable[int]) -> None:
     """Default disposition for `signals`, then unblock every signal. Done in libc rather than
     through the signal module, whose enum conversions cost a forked child many page copies."""
+    action = ctypes.byref(_DEFAULT_ACTION)
     for sig in signals:
-        if _signal(sig, _SIG_DFL) == _SIG_ERR:
-            _check(-1)
+        _check(_syscall(_SYS_RT_SIGACTION, sig, action, None, _KERNEL_SIGSET_BYTES))
     _check(_sigprocmask(_SIG_SETMASK, _EMPTY_SIGSET, None))
 
 

@@ -431,9 +431,21 @@ def _handled_signals() -> tuple[int, ...]:
     """Signals whose disposition is not the default, to reset before unblocking signals in
     the last child: exec keeps ignored ones (Python ignores SIGPIPE), and a pending one must
     not run a Python handler in the child."""
-    return tuple(
+    handled = {
         int(sig) for sig in _ALL_SIGNALS if signal.getsignal(sig) not in (signal.SIG_DFL, None)
-    )
+    }
+    return tuple(sorted(handled | _ignored_by_kernel()))
+
+
+def _ignored_by_kernel() -> set[int]:
+    """Signals this process ignores as the kernel sees it: also those Python cannot name, such
+    as glibc's reserved 32 and 33, which a parent may have set ignored before exec'ing us."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("SigIgn:"):
+                mask = int(line.split()[1], 16)
+                return {bit + 1 for bit in range(64) if mask >> bit & 1}
+    return set()
 
 
 def _redirect_stdio(stdout: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -454,3 +455,24 @@ def test_latency_script_runs() -> None:
     report = json.loads(result.stdout)
     assert set(report) >= {"spawn", "unshare", "posix_spawn", "ratio_p50_spawn_to_unshare"}
     assert report["spawn"]["p50_ms"] > 0
+
+
+SPAWN_WITH_32_IGNORED = """
+import ctypes, os, sys
+from constellation.runtime import linux
+from constellation.runtime.spawn import SpawnSpec, spawn
+# glibc's signal() refuses its reserved signal 32: ignore it the way a parent could, raw.
+action = (ctypes.c_ulong * 4)(1, 0, 0, 0)
+assert ctypes.CDLL(None).syscall(13, 32, ctypes.byref(action), None, 8) == 0
+linux.set_child_subreaper()
+spec = SpawnSpec(argv=["/bin/grep", "SigIgn", "/proc/self/status"], env={}, hostname="sig",
+                 log_path=sys.argv[1], init=None)
+os.waitid(os.P_PIDFD, spawn(spec).pidfd, os.WEXITED)
+"""
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="raw rt_sigaction number is x86_64's")
+def test_signals_python_cannot_name_are_reset_too(tmp_path: Path) -> None:
+    log = tmp_path / "sig.log"
+    subprocess.run([sys.executable, "-c", SPAWN_WITH_32_IGNORED, str(log)], check=True)
+    assert log.read_text().split() == ["SigIgn:", "0000000000000000"]
