@@ -40,7 +40,11 @@ from constellation.controllers.informer import Informer
 from constellation.controllers.runner import Controller
 from constellation.controllers.sharing import TemplateSharing
 from constellation.runtime.cgroups import CgroupManager, detect
-from constellation.runtime.linux import release_free_memory, set_child_subreaper
+from constellation.runtime.linux import (
+    limit_malloc_arenas,
+    release_free_memory,
+    set_child_subreaper,
+)
 from constellation.runtime.spawner import Spawner
 from constellation.runtime.supervisor import Supervisor
 from constellation.store import (
@@ -57,6 +61,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_TTL = 3
 REGISTER_ATTEMPTS = 10
+MALLOC_ARENAS = 2  # its threads mostly wait; each arena would keep its own freed memory
 TRIM_SECONDS = 5.0  # how often freed heap goes back to the kernel (a call costs < 1 ms)
 FINISHED = ("Succeeded", "Failed")
 
@@ -121,6 +126,7 @@ class Agent:
     ) -> None:
         if os.geteuid() != 0:
             raise AgentError("the agent must run as root: it makes namespaces and cgroups")
+        limit_malloc_arenas(MALLOC_ARENAS)
         self.store = store
         self.name = config.node.name
         self.client = Client(store)

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +24,11 @@ def agent_url(node: Node, path: str) -> str:
 
 def stream(node: Node, path: str, timeout: float | None = 10.0) -> Iterator[bytes]:
     """The response body in chunks as they arrive; a one-line error when the agent can't say."""
+    # Imported here: urllib brings ssl and email, which every other command (and the agent,
+    # started through this CLI) would load for nothing.
+    import urllib.error
+    import urllib.request
+
     url = agent_url(node, path)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:

@@ -300,6 +300,18 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
     signal.pidfd_send_signal(pidfd, sig)
 
 
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(count: int) -> None:
+    """Cap glibc's malloc arenas (one per thread by default, up to 8 per core): a process of
+    many mostly idle threads keeps each one's freed memory resident. Call before threads
+    start; a no-op where the C library has no mallopt."""
+    mallopt = getattr(_libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, count)
+
+
 def release_free_memory() -> None:
     """Hand memory the C allocator holds but no longer uses back to the kernel (glibc's
     malloc_trim): after a burst of starts a long-running agent keeps megabytes of freed heap

@@ -7,9 +7,7 @@ message for the Event; `ProbeState` turns a series of results into Kubernetes' t
 
 from __future__ import annotations
 
-import http.client
 import socket
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -87,6 +85,11 @@ def _check_tcp(probe: ProbeSpec) -> Outcome:
 
 
 def _check_http(probe: ProbeSpec) -> Outcome:
+    # Imported on first use: http.client brings ssl and email, megabytes an agent whose
+    # replicas have no HTTP probe would hold for nothing.
+    import http.client
+    import ssl
+
     connection: http.client.HTTPConnection
     if probe.scheme == "https":
         # Like Kubernetes: an https probe does not verify the replica's certificate.
