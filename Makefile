@@ -37,13 +37,11 @@ test: lint etcd runtime-deps
 demo: $(STAMP) runtime-deps
 	$(BIN)/python scripts/demo.py $(DEMO_DIR)
 
+# Every benchmark under bench/, one after the other within 10 minutes: each writes its own
+# bench/results/<name>.json, bench/all.py merges them into bench/results/latest.json and prints
+# one table (value, baseline, ratio, target, met).
 bench: $(STAMP) etcd runtime-deps
-	$(BIN)/python bench/store.py
-	$(BIN)/python bench/cli.py
-	$(BIN)/python bench/scheduler.py
-	$(BIN)/python bench/convert.py
-	$(BIN)/python bench/gitops.py
-	$(BIN)/python bench/runtime.py
+	$(BIN)/python bench/all.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache
