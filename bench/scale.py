@@ -223,10 +223,6 @@ class Replicas:
 
     seen: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
-    def load(self, client: Client) -> None:
-        for replica in client.list(Replica, "default")[0]:
-            self.record(replica)
-
     def record(self, replica: Replica) -> None:
         if replica.spec.instanceName == INSTANCE:
             self.seen[replica.metadata.name] = (replica.spec.nodeName, replica.status.phase)
@@ -262,28 +258,60 @@ def apply_until_running(client: Client, cfg: Config) -> tuple[float, Replicas]:
         return time.monotonic() - start, replicas
 
 
+@dataclass
+class Replacement:
+    """When the lost replicas were all failed, and when their replacements (replicas with a
+    uid not seen before the kill) were last created, bound and Running: where the time went."""
+
+    start: float
+    lost: set[str]
+    known_uids: set[str | None]
+    failed: set[str] = field(default_factory=set)
+    stages: dict[str, float] = field(default_factory=dict)
+    firsts: dict[str, dict[str | None, float]] = field(default_factory=dict)  # stage -> uid -> s
+
+    def see(self, replica: Replica) -> None:
+        now = time.monotonic() - self.start
+        name, phase = replica.metadata.name, replica.status.phase
+        if name in self.lost and phase == "Failed":
+            self.stages.setdefault("first_failed_s", now)
+            self.failed.add(name)
+            if self.failed == self.lost:
+                self.stages.setdefault("all_failed_s", now)
+        uid = replica.metadata.uid
+        if uid not in self.known_uids:
+            reached = ("created", True), ("bound", bool(replica.spec.nodeName))
+            for stage, done in (*reached, ("running", phase == "Running")):
+                if done:
+                    self.firsts.setdefault(stage, {}).setdefault(uid, now)
+                    last = max(self.firsts[stage].values())
+                    self.stages[f"last_replacement_{stage}_s"] = last
+
+
 def failover(client: Client, daemons: Daemons, cfg: Config) -> dict[str, float]:
     """Kill agent 0 with its replicas; seconds until its replicas were failed (NodeLost) and
     until all are Running again on the other agents."""
     lost_node = daemons.node(0)
     replicas = Replicas()
     with client.watch(Replica, "default") as watch:
-        replicas.load(client)
+        listed = client.list(Replica, "default")[0]
+        for replica in listed:
+            replicas.record(replica)
         lost = {name for name, (node, _) in replicas.seen.items() if node == lost_node}
         start = time.monotonic()
+        stages = Replacement(start, lost, {r.metadata.uid for r in listed})
         daemons.kill_agent(0)
         killed = time.monotonic() - start
-        first_failed = None
         while replicas.running(exclude=lost_node) < cfg.replicas:
             replica = replicas.update(watch, start + cfg.timeout)
-            failed = replica is not None and replica.status.phase == "Failed"
-            if first_failed is None and failed and replica.metadata.name in lost:
-                first_failed = time.monotonic() - start
+            if replica is not None:
+                stages.see(replica)
         elapsed = time.monotonic() - start
     return {
         "replicas_lost": float(len(lost)),
         "kill_seconds": killed,
-        "first_failed_s": first_failed if first_failed is not None else elapsed,
+        "first_failed_s": elapsed,  # unless seen, below
+        **stages.stages,
         "all_running_again_s": elapsed,
         **{f"running_on_{node}": float(n) for node, n in replicas.per_node().items()},
     }
