@@ -387,9 +387,11 @@ def figures(cfg: Config) -> list[Figure]:
     ]
 
 
-def entry(figure: Figure, value: float | None) -> dict[str, Any]:
+def entry(figure: Figure, value: float | None, cfg: Config) -> dict[str, Any]:
+    """The target is set for 1,000 replicas: a quick run does not judge it."""
     ratio = value / figure.baseline if value is not None and figure.baseline else None
-    met = None if value is None or figure.target is None else value < figure.target
+    judged = value is not None and figure.target is not None and not cfg.quick
+    met = value < figure.target if judged else None
     return {
         "label": figure.label,
         "unit": "s",
@@ -416,7 +418,7 @@ def run(cfg: Config) -> dict[str, Any]:
             traceback.print_exc()
             errors["run"] = f"{type(error).__name__}: {error}"
     values["failover_s"] = values["failover_vs_kubernetes_s"] = values.get("all_running_again_s")
-    shown = {f.key: entry(f, values.get(f.key)) for f in figures(cfg)}
+    shown = {f.key: entry(f, values.get(f.key), cfg) for f in figures(cfg)}
     return {
         "benchmark": "scale",
         "ratio": "constellation / published anchor (Nomad, Kubernetes)",
