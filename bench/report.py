@@ -1,7 +1,8 @@
-"""What every benchmark shares: its JSON report on stdout and on disk, and the table on stderr."""
+"""What every benchmark shares: its options, its JSON report (stdout and disk) and its table."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -56,3 +57,13 @@ def publish(report: dict[str, Any], output: Path, table: str) -> int:
     print(text)
     print(table, file=sys.stderr)
     return 1 if report["errors"] else 0
+
+
+def base_parser(
+    doc: str | None, default_output: Path, quick_help: str = "small counts, a smoke test"
+) -> argparse.ArgumentParser:
+    """The options every benchmark takes: `--quick` and `--output`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--output", type=Path, default=default_output, help="JSON file")
+    return parser

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from report import publish, rounded, table
+from report import base_parser, publish, rounded, table
 from spawn_timing import (
     UNSHARE,
     sample_in_turn,
@@ -697,10 +697,7 @@ def attempt(name: str, errors: dict[str, str], work: Any) -> Any:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="small counts, a smoke test")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file")
-    return parser.parse_args(argv)
+    return base_parser(__doc__, DEFAULT_OUTPUT).parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from report import publish, rounded, table
+from report import base_parser, publish, rounded, table
 from runtime import reap_orphans, remove_cgroup_tree, sleep_instance, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -441,10 +441,7 @@ def render_table(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="60 replicas, a smoke test")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file")
-    return parser.parse_args(argv)
+    return base_parser(__doc__, DEFAULT_OUTPUT, "60 replicas, a smoke test").parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

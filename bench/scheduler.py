@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from report import publish, rounded, table
+from report import base_parser, publish, rounded, table
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -422,10 +422,7 @@ def attempt(name: str, errors: dict[str, str], work: Any) -> dict[str, float] | 
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="small counts, a smoke test")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file")
-    return parser.parse_args(argv)
+    return base_parser(__doc__, DEFAULT_OUTPUT).parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from report import publish, rounded, table
+from report import base_parser, publish, rounded, table
 
 from constellation.store import Record, Store, Watch, open_store
 
@@ -574,10 +574,8 @@ def child_main(args: Sequence[str]) -> int:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="small counts, a smoke test")
+    parser = base_parser(__doc__, DEFAULT_OUTPUT)
     parser.add_argument("--only", choices=BACKENDS, help="run one backend")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file")
     return parser.parse_args(argv)
 
 
