@@ -39,7 +39,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,15 +238,20 @@ class Daemons:
                 raise RuntimeError(f"{role} exited with {process.returncode}:\n{tail}")
 
     def stop_all(self) -> None:
-        for process in self.processes.values():
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         self.processes.clear()
+
+
+def stop_processes(processes: Collection[subprocess.Popen[bytes]], grace: float = 20.0) -> None:
+    """SIGTERM them all at once, then SIGKILL whichever is still there after `grace`."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ from typing import Any
 
 import psutil
 from report import base_parser, publish, rounded, table
-from runtime import reap_orphans, remove_cgroup_tree, sleep_instance, wait_until
+from runtime import reap_orphans, remove_cgroup_tree, sleep_instance, stop_processes, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -203,14 +203,7 @@ class Daemons:
         remove_cgroup_tree(f"{self.parent}/{self.node(index)}")
 
     def stop_all(self) -> None:
-        for process in self.processes.values():
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         self.processes.clear()
 
 
