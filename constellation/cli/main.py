@@ -4,52 +4,49 @@ single line on stderr with a non-zero exit instead of a traceback."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import typer
 
 from constellation import __version__
-from constellation.cli import (
-    agent_cmd,
-    apply_cmd,
-    controllers_cmd,
-    convert_cmd,
-    crds_cmd,
-    delete_cmd,
-    describe_cmd,
-    diff_cmd,
-    get_cmd,
-    gitops_cmd,
-    logs_cmd,
-    server_cmd,
-    store_cmd,
-    top_cmd,
-    ui,
-)
+from constellation.cli import ui
 from constellation.cli.context import CliContext, default_data_dir
 from constellation.cli.errors import report_user_error
+from constellation.cli.lazy import LazyGroup
+
+
+class Commands(LazyGroup):
+    """Every command, in the order `--help` lists them; each module is imported when its
+    command runs (or `--help` lists it), so `constellation version` imports none of them."""
+
+    targets: ClassVar[Mapping[str, str]] = {
+        "apply": "constellation.cli.apply_cmd:apply",
+        "get": "constellation.cli.get_cmd:get",
+        "describe": "constellation.cli.describe_cmd:describe",
+        "delete": "constellation.cli.delete_cmd:delete",
+        "diff": "constellation.cli.diff_cmd:diff",
+        "crds": "constellation.cli.crds_cmd:crds",
+        "convert": "constellation.cli.convert_cmd:convert",
+        "logs": "constellation.cli.logs_cmd:logs",
+        "top": "constellation.cli.top_cmd:top",
+        "server": "constellation.cli.server_cmd:server",
+        "agent": "constellation.cli.agent_cmd:agent",
+        "controllers": "constellation.cli.controllers_cmd:controllers",
+        "version": "constellation.cli.main:version",
+        "store": "constellation.cli.store_cmd:app",
+        "gitops": "constellation.cli.gitops_cmd:app",
+    }
+
 
 app = typer.Typer(
     name="constellation",
     help="A small declarative orchestrator for Linux processes.",
+    cls=Commands,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.command()(apply_cmd.apply)
-app.command()(get_cmd.get)
-app.command()(describe_cmd.describe)
-app.command()(delete_cmd.delete)
-app.command()(diff_cmd.diff)
-app.command()(crds_cmd.crds)
-app.command()(convert_cmd.convert)
-app.command()(logs_cmd.logs)
-app.command()(top_cmd.top)
-app.command()(server_cmd.server)
-app.command()(agent_cmd.agent)
-app.command()(controllers_cmd.controllers)
-app.add_typer(store_cmd.app, name="store")
-app.add_typer(gitops_cmd.app, name="gitops")
 
 
 @app.callback()
@@ -70,7 +67,6 @@ def configure(
     ctx.obj = CliContext(store_url=store, data_dir=data_dir or default_data_dir())
 
 
-@app.command()
 def version() -> None:
     """Print the version."""
     ui.line(__version__)
