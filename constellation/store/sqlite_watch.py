@@ -138,8 +138,11 @@ class WatchHub:
                 self._fail_all(error)
                 return
             if compact_revision > self._position + 1:
-                # This hub fell behind compaction: its watches may have missed events.
-                self._fail_all(Compacted(self._position + 1, compact_revision))
+                # This hub fell behind compaction: the watches that wanted what it skipped
+                # may have missed events. Not those starting later (e.g. one just opened
+                # from after the compaction).
+                behind = Compacted(self._position + 1, compact_revision)
+                self._fail_all(behind, wanting_before=compact_revision)
                 self._position = compact_revision - 1
             if not events:
                 return
@@ -150,8 +153,14 @@ class WatchHub:
                 self._position = events[-1].revision
             time.sleep(BATCH_LINGER_SECONDS)  # let the next commits gather
 
-    def _fail_all(self, error: StoreError) -> None:
+    def _fail_all(self, error: StoreError, wanting_before: int | None = None) -> None:
+        """Fail every watch, or only those that want a revision before `wanting_before`."""
+        failing: list[_Subscriber] = []
+        keep: list[_Subscriber] = []
         with self._lock:
-            subscribers, self._subscribers = self._subscribers, []
-        for sub in subscribers:
+            for sub in self._subscribers:
+                spared = wanting_before is not None and sub.min_revision >= wanting_before
+                (keep if spared else failing).append(sub)
+            self._subscribers = keep
+        for sub in failing:
             sub.watch.fail(error)
