@@ -38,6 +38,7 @@ from constellation.controllers.base import precise_now as now
 from constellation.controllers.events import StoreEventRecorder
 from constellation.controllers.informer import Informer
 from constellation.controllers.runner import Controller
+from constellation.controllers.scope import on_node
 from constellation.controllers.sharing import TemplateSharing
 from constellation.runtime.cgroups import CgroupManager, detect
 from constellation.runtime.linux import (
@@ -132,10 +133,10 @@ class Agent:
         self.client = Client(store)
         self.host_ip = node_address(config.node)
         self.recorder = StoreEventRecorder(self.client, f"agent/{self.name}")
-        # Cached replicas are read in place (`peek`), and those of one Instance share its
-        # template: about 5 of a Replica's 9 KB.
+        # Only this node's replicas are cached; they are read in place (`peek`), and those
+        # of one Instance share its template: about 5 of a Replica's 9 KB.
         self.replicas: Informer[Replica] = Informer(
-            self.client, Replica, transform=TemplateSharing()
+            self.client, Replica, transform=TemplateSharing(), scope=on_node(self.name)
         )
         cgroups = cgroups or detect(config.cgroup_parent)
         self.spawner = Spawner()

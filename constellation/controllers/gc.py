@@ -36,6 +36,7 @@ from constellation.apis.registry import ALL_KINDS
 from constellation.apis.replica import Replica
 from constellation.client.client import FOREGROUND_FINALIZER, ORPHAN_FINALIZER, Propagation
 from constellation.controllers.base import ControllerContext, Key, Mapper, Result, peek
+from constellation.controllers.indexes import BY_OWNER, indexed
 from constellation.store import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -192,11 +193,11 @@ class GarbageCollector:
             if owner.NAMESPACED and not kind.NAMESPACED:
                 continue
             if live:
-                candidates: Iterable[Resource] = self.ctx.client.list(kind, namespace)[0]
-            else:
-                candidates = self.ctx.lister(kind).list(namespace)
-            for candidate in candidates:
-                if _owned_by(candidate, owner):
+                listed = self.ctx.client.list(kind, namespace)[0]
+                yield from (candidate for candidate in listed if _owned_by(candidate, owner))
+                continue
+            for candidate in indexed(self.ctx.lister(kind), BY_OWNER, owner.metadata.uid or ""):
+                if namespace is None or candidate.metadata.namespace == namespace:
                     yield candidate
 
     # -- writes -------------------------------------------------------------------------

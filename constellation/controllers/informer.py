@@ -11,7 +11,9 @@ it relists and diffs against the cache, synthesizing the adds, updates and delet
 A periodic resync re-delivers every cached object, as a safety net for lost work.
 
 A `transform` (client-go's SetTransform) may rewrite each object before it is cached, e.g.
-to share parts that many objects hold equal (see sharing.py).
+to share parts that many objects hold equal (see sharing.py). `indexes` (client-go's
+Indexers, see indexes.py) are kept current with the cache. A `scope` (see scope.py) keeps
+only the objects a process needs.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from typing import Generic, TypeVar
 
 from constellation.apis.meta import Resource
 from constellation.client.client import Client, ObjectWatch, WatchEventType
-from constellation.client.codec import kind_prefix
+from constellation.client.codec import Envelope, kind_prefix, to_object
 from constellation.client.selector import Selector
 from constellation.controllers.base import Key
+from constellation.controllers.indexes import Index
 from constellation.controllers.metrics import REGISTRY, InformerCounter, Metrics
+from constellation.controllers.scope import Scope, ScopedWatch
 from constellation.store import Compacted, StoreError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,8 @@ class Informer(Generic[R]):
         min_backoff: float = 0.05,
         max_backoff: float = 2.0,
         transform: Transform[R] | None = None,
+        indexes: Sequence[Index] = (),
+        scope: Scope | None = None,
     ) -> None:
         self.client = client
         self.kind = kind
@@ -73,8 +79,12 @@ class Informer(Generic[R]):
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._transform = transform
+        self._scope = scope
         self._lock = threading.Lock()
         self._cache: dict[Key, R] = {}
+        # index name -> value -> the objects found under it
+        self._indexes = {index.name: index for index in indexes}
+        self._indexed: dict[str, dict[str, dict[Key, R]]] = {name: {} for name in self._indexes}
         self._handlers: list[EventHandler] = []
         self._revision = 0  # last revision the cache reflects
         self._listed = False  # False: (re)list before watching
@@ -147,6 +157,14 @@ class Informer(Generic[R]):
             objects = [obj for obj in objects if selector.matches(obj.metadata.labels)]
         return objects
 
+    def by_index(self, index: Index, value: str) -> builtins.list[R]:
+        """The cached objects found under `value` in `index` (read-only, as `peek`'s); a
+        scan if this informer does not keep that index."""
+        if index.name not in self._indexes:
+            return [obj for obj in self.list() if value in index.values(obj)]
+        with self._lock:
+            return list(self._indexed[index.name].get(value, {}).values())
+
     def keys(self) -> builtins.list[Key]:
         with self._lock:
             return list(self._cache)
@@ -185,13 +203,14 @@ class Informer(Generic[R]):
 
     def _relist(self) -> None:
         """List everything and deliver the difference from the cache."""
-        objects, revision = self.client.list(self.kind)
+        objects, revision = self._list()
         if self._transform is not None:
             objects = [self._transform(obj) for obj in objects]
         fresh = {Key.of(obj): obj for obj in objects}
         with self._lock:
             old = self._cache
             self._cache = fresh
+            self._reindex()
             self._revision = revision
             self._listed = True
         self._count("relists")
@@ -206,6 +225,14 @@ class Informer(Generic[R]):
             if key not in fresh:
                 self._deliver(obj, deleted=True)
         self._synced.set()
+
+    def _list(self) -> tuple[builtins.list[R], int]:
+        if self._scope is None:
+            return self.client.list(self.kind)
+        records, revision = self.client.store.list(kind_prefix(self.kind, None))
+        documents = ((Envelope.decode(r.value).object, r.mod_revision) for r in records)
+        scope = self._scope
+        return [to_object(self.kind, d, rev) for d, rev in documents if scope(d)], revision
 
     def _watch_until_broken(self, next_resync: float) -> float:
         """Apply watch events until stopped; raises what broke the watch. Returns when the
@@ -235,8 +262,19 @@ class Informer(Generic[R]):
         # Not `client.watch`: its resource_version 0 means "from now on", but a list of a
         # store never written to is at revision 0 and must be followed from revision 1, or
         # a write between the list and the watch is lost.
-        prefix = kind_prefix(self.kind, None)
-        return ObjectWatch(self.kind, self.client.store.watch(prefix, self._revision + 1), None)
+        watch = self.client.store.watch(kind_prefix(self.kind, None), self._revision + 1)
+        if self._scope is not None:
+            watch = ScopedWatch(watch, self._scope, self._holds, self._skipped)
+        return ObjectWatch(self.kind, watch, None)
+
+    def _holds(self, namespace: str | None, name: str) -> bool:
+        with self._lock:
+            return Key(namespace if self.kind.NAMESPACED else None, name) in self._cache
+
+    def _skipped(self, revision: int) -> None:
+        """An event outside the scope: the cache reflects its revision all the same."""
+        with self._lock:
+            self._revision = max(self._revision, revision)
 
     def _apply(self, type_: WatchEventType, obj: R) -> None:
         if self._transform is not None:
@@ -244,13 +282,39 @@ class Informer(Generic[R]):
         key = Key.of(obj)
         deleted = type_ is WatchEventType.DELETED
         with self._lock:
+            self._unindex(key, self._cache.get(key))
             if deleted:
                 self._cache.pop(key, None)
             else:
                 self._cache[key] = obj
+                self._index(key, obj)
             self._revision = int(obj.metadata.resourceVersion or self._revision)
         self._count("events")
         self._deliver(obj, deleted)
+
+    # -- indexes (under the lock) ---------------------------------------------------------
+
+    def _reindex(self) -> None:
+        self._indexed = {name: {} for name in self._indexes}
+        for key, obj in self._cache.items():
+            self._index(key, obj)
+
+    def _index(self, key: Key, obj: R) -> None:
+        for name, index in self._indexes.items():
+            for value in index.values(obj):
+                self._indexed[name].setdefault(value, {})[key] = obj
+
+    def _unindex(self, key: Key, obj: R | None) -> None:
+        if obj is None:
+            return
+        for name, index in self._indexes.items():
+            found = self._indexed[name]
+            for value in index.values(obj):
+                objects = found.get(value)
+                if objects is not None:
+                    objects.pop(key, None)
+                    if not objects:
+                        del found[value]
 
     def _resync(self) -> None:
         with self._lock:

@@ -38,6 +38,7 @@ from constellation.controllers.base import (
     Settings,
 )
 from constellation.controllers.events import StoreEventRecorder
+from constellation.controllers.indexes import indexes_for
 from constellation.controllers.informer import DEFAULT_RESYNC_SECONDS, Informer, all_listed
 from constellation.controllers.leader import DEFAULT_TTL, LeaderElector
 from constellation.controllers.metrics import REGISTRY, Metrics
@@ -94,6 +95,7 @@ class _Term:
                 manager.resync_seconds,
                 metrics=manager.metrics,
                 transform=TemplateSharing() if kind is Replica else None,
+                indexes=indexes_for(kind),
             )
             for kind in watched_kinds(reconcilers)
         }
