@@ -53,6 +53,8 @@ from constellation.controllers.base import (
     Mapper,
     Result,
 )
+from constellation.controllers.batch import slow_start
+from constellation.controllers.indexes import BY_NODE, indexed
 from constellation.store import Compacted, Conflict, NotFound, Store
 from constellation.store.types import EventType
 
@@ -324,30 +326,35 @@ class NodeLifecycle:
         return True
 
     def _evict(self, node: Node, since: datetime) -> bool:
-        """Fail every unfinished replica bound to `node`; False if one write conflicted."""
+        """Fail every unfinished replica bound to `node`, several at a time (a lost node's
+        replicas are only replaced as fast as they are failed); False if a write conflicted."""
         name = node.metadata.name
         message = (
             f"node {name} lost its heartbeat at {since.isoformat(timespec='seconds')} and "
             f"stayed NotReady for {self._grace():g}s"
         )
-        settled = True
-        for listed in self._ctx.lister(Replica).list():
-            if listed.spec.nodeName != name or listed.status.phase in ("Failed", "Succeeded"):
-                continue
-            replica = listed.model_copy(deep=True)  # listers may hand out their cache
-            replica.status.phase = "Failed"
-            replica.status.reason = EVICTED_REASON
-            replica.status.message = message
-            replica.status.conditions = _not_ready_conditions(replica.status.conditions, since)
-            try:
-                self._ctx.client.update_status(replica)
-            except NotFound:
-                continue
-            except Conflict:
-                settled = False
-                continue
-            self._ctx.recorder.record(replica, "Evicted", message, "Warning")
-        return settled
+        victims = [
+            replica
+            for replica in indexed(self._ctx.lister(Replica), BY_NODE, name)
+            if replica.status.phase not in ("Failed", "Succeeded")
+        ]
+        return all(slow_start(lambda replica: self._fail(replica, message, since), victims))
+
+    def _fail(self, listed: Replica, message: str, since: datetime) -> bool:
+        """Mark one replica Failed (NodeLost); False if it changed since it was read."""
+        replica = listed.model_copy(deep=True)  # listers may hand out their cache
+        replica.status.phase = "Failed"
+        replica.status.reason = EVICTED_REASON
+        replica.status.message = message
+        replica.status.conditions = _not_ready_conditions(replica.status.conditions, since)
+        try:
+            self._ctx.client.update_status(replica)
+        except NotFound:
+            return True
+        except Conflict:
+            return False
+        self._ctx.recorder.record(replica, "Evicted", message, "Warning")
+        return True
 
 
 def _ready(node: Node) -> Condition | None:

@@ -43,6 +43,8 @@ from constellation.controllers.base import (
     Result,
     TerminalError,
 )
+from constellation.controllers.batch import slow_start
+from constellation.controllers.indexes import BY_INSTANCE, indexed, instance_value
 from constellation.store import AlreadyExists, Conflict, NotFound
 
 # Why node lifecycle fails a replica when its node is gone: such a replica will never run
@@ -250,6 +252,13 @@ class Outcome:
     failed: list[Replica] = field(default_factory=list)
     rolled: list[str] = field(default_factory=list)
 
+    def settle(self, name: str, result: DeleteResult, left: Replica | None) -> None:
+        """Count a deletion's result: gone, or held by finalizers (its name stays taken)."""
+        if result in ("deleted", "absent"):
+            self.replicas.pop(name, None)
+        elif left is not None:
+            self.replicas[name] = left
+
 
 class ReplicasReconciler:
     NAME: ClassVar[str] = "replicas"
@@ -284,9 +293,8 @@ class ReplicasReconciler:
         name, uid = instance.metadata.name, instance.metadata.uid
         owned: list[Replica] = []
         blocked: set[int] = set()
-        for listed in self._ctx.lister(Replica).list(instance.metadata.namespace):
-            if listed.spec.instanceName != name:
-                continue
+        value = instance_value(instance.metadata.namespace, name)
+        for listed in indexed(self._ctx.lister(Replica), BY_INSTANCE, value):
             if listed.metadata.name != replica_name(name, listed.spec.ordinal):
                 continue  # not a name this controller makes: not ours to count or delete
             owner = controller_uid(listed)
@@ -346,51 +354,49 @@ class ReplicasReconciler:
     def _execute(
         self, instance: Instance, owned: Sequence[Replica], steps: Plan, current_hash: str
     ) -> Outcome:
+        """The plan's deletions, then its creations and the re-creations of what was
+        deleted, each many at a time (see batch.py)."""
         outcome = Outcome({r.metadata.name: r for r in owned})
-        for deletion in steps.deletions:
+        deleted = slow_start(lambda d: self._delete(d.member.replica), steps.deletions)
+        recreate: list[int] = []
+        for deletion, (result, left) in zip(steps.deletions, deleted, strict=True):
             replica = deletion.member.replica
-            result = self._delete(replica, outcome)
+            outcome.settle(replica.metadata.name, result, left)
             if result in ("deleted", "held") and deletion.why == "failed":
                 outcome.failed.append(replica)
             if result in ("deleted", "held") and deletion.why == "roll":
                 outcome.rolled.append(replica.metadata.name)
             if result in ("deleted", "absent") and deletion.recreate:
-                self._create(instance, deletion.member.ordinal, current_hash, outcome)
-        for ordinal in steps.creations:
-            self._create(instance, ordinal, current_hash, outcome)
+                recreate.append(deletion.member.ordinal)
+        ordinals = [*recreate, *steps.creations]
+        for created in slow_start(lambda o: self._create(instance, o, current_hash), ordinals):
+            if created is not None:
+                outcome.replicas[created.metadata.name] = created
         return outcome
 
-    def _delete(self, replica: Replica, outcome: Outcome) -> DeleteResult:
-        """Delete `replica` if it is still what the plan saw."""
-        name = replica.metadata.name
+    def _delete(self, replica: Replica) -> tuple[DeleteResult, Replica | None]:
+        """Delete `replica` if it is still what the plan saw; what became of it, and the
+        replica if finalizers still hold it."""
         try:
             left = self._ctx.client.delete(
-                Replica, name, replica.metadata.namespace, replica.metadata.resourceVersion
+                Replica,
+                replica.metadata.name,
+                replica.metadata.namespace,
+                replica.metadata.resourceVersion,
             )
         except NotFound:
-            outcome.replicas.pop(name, None)
-            return "absent"
+            return "absent", None
         except Conflict:
-            return "changed"  # since we looked (a stale cache): the next pass decides again
-        if left is None:
-            outcome.replicas.pop(name, None)
-            return "deleted"
-        outcome.replicas[name] = left  # finalizers hold it: its name stays taken until then
-        return "held"
+            return "changed", None  # since we looked (a stale cache): the next pass decides
+        return ("deleted", None) if left is None else ("held", left)
 
-    def _create(
-        self, instance: Instance, ordinal: int, current_hash: str, outcome: Outcome
-    ) -> None:
+    def _create(self, instance: Instance, ordinal: int, current_hash: str) -> Replica | None:
         replica = new_replica(instance, ordinal, current_hash)
         try:
-            created: Replica | None = self._ctx.client.create(replica)
+            return self._ctx.client.create(replica)
         except AlreadyExists:
             # Made by an earlier pass that died before it could tell; count what is there.
-            created = self._ctx.lister(Replica).get(
-                replica.metadata.name, replica.metadata.namespace
-            )
-        if created is not None:
-            outcome.replicas[created.metadata.name] = created
+            return self._ctx.lister(Replica).get(replica.metadata.name, replica.metadata.namespace)
 
     # -- reporting -----------------------------------------------------------------------
 
