@@ -11,10 +11,11 @@ transaction and every failure is a one-line StoreError naming the endpoint.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import etcd3.events
@@ -77,7 +78,15 @@ class _TokenExpired(StoreError):
 
 
 class EtcdStore:
-    """The Store protocol on etcd v3. Thread-safe; one gRPC channel per endpoint."""
+    """The Store protocol on etcd v3. Thread-safe; one gRPC channel per endpoint.
+
+    After `close` every call raises the same StoreError as a closed SQLite store. grpc refuses
+    a call on a closed channel with a bare ValueError (and the library's watch thread dies of
+    it), so every use of the channels is counted (`_channel_use`) and `close` closes them only
+    once the count is zero, after which nothing can start a new one. Calls carry a deadline,
+    so close waits at most the URL's timeout; a watch stream that is already open is not a
+    use, and closing the channel ends it.
+    """
 
     def __init__(self, client: Any, url: EtcdURL) -> None:
         self._client = client
@@ -85,6 +94,8 @@ class EtcdStore:
         self._lock = threading.Lock()
         self._watches: set[Watch] = set()
         self._closed = False
+        self._uses = 0
+        self._unused = threading.Condition(self._lock)
 
     @classmethod
     def open(cls, url: EtcdURL) -> EtcdStore:
@@ -190,20 +201,23 @@ class EtcdStore:
         feed = _Feed(start_revision, self.endpoint)
         watch = Watch(on_close=functools.partial(self._forget, feed))
         feed.watch = watch
-        feed.watcher = self._rpc(lambda: self._client.watcher)
-        try:
-            feed.watch_id = feed.watcher.add_callback(
-                start, feed, range_end=end, start_revision=start_revision or None, prev_kv=True
-            )
-        except grpc.RpcError as exc:
-            raise self._translate(exc) from None
-        except etcd3.exceptions.WatchTimedOut:
-            where = self.endpoint
-            raise Unavailable(f"etcd at {where} did not confirm a watch in time") from None
-        except etcd3.exceptions.RevisionCompactedError as exc:
-            raise Compacted(start_revision, exc.compacted_revision) from None
-        with self._lock:
-            self._watches.add(watch)
+        # A use until the watch is registered: the library opens the stream on its own thread.
+        with self._channel_use():
+            feed.watcher = self._rpc(lambda: self._client.watcher)
+            try:
+                feed.watch_id = feed.watcher.add_callback(
+                    start, feed, range_end=end, start_revision=start_revision or None, prev_kv=True
+                )
+            except grpc.RpcError as exc:
+                raise self._translate(exc) from None
+            except etcd3.exceptions.WatchTimedOut:
+                where = self.endpoint
+                raise Unavailable(f"etcd at {where} did not confirm a watch in time") from None
+            except etcd3.exceptions.RevisionCompactedError as exc:
+                raise Compacted(start_revision, exc.compacted_revision) from None
+            # Still a use: a `close` begun meanwhile waits, then sees this watch and ends it.
+            with self._lock:
+                self._watches.add(watch)
         return watch
 
     def _check_history(self, prefix: str, revision: int) -> None:
@@ -244,14 +258,15 @@ class EtcdStore:
 
     def _keepalive_once(self, lease: int) -> int:
         request = etcdrpc.LeaseKeepAliveRequest(ID=lease)
-        stub = self._client.leasestub
-        call = stub.LeaseKeepAlive(iter([request]), self._url.timeout, metadata=self._metadata)
-        try:
-            for response in call:
-                return int(response.TTL)
-            return 0
-        finally:
-            call.cancel()
+        with self._channel_use():
+            stub = self._client.leasestub
+            call = stub.LeaseKeepAlive(iter([request]), self._url.timeout, metadata=self._metadata)
+            try:
+                for response in call:
+                    return int(response.TTL)
+                return 0
+            finally:
+                call.cancel()
 
     def revoke(self, lease: int) -> None:
         try:
@@ -264,6 +279,8 @@ class EtcdStore:
             if self._closed:
                 return
             self._closed = True
+            while self._uses:
+                self._unused.wait()
             watches = list(self._watches)
         for watch in watches:
             watch.close()
@@ -271,14 +288,34 @@ class EtcdStore:
 
     # RPC plumbing
 
+    @contextlib.contextmanager
+    def _channel_use(self) -> Iterator[None]:
+        """Count a use of the client and its channels; raise the closed error after `close`."""
+        with self._lock:
+            if self._closed:
+                raise self._closed_error()
+            self._uses += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._uses -= 1
+                if not self._uses:
+                    self._unused.notify_all()
+
+    def _closed_error(self) -> StoreError:
+        where = ",".join(f"{host}:{port}" for host, port in self._url.endpoints)
+        return StoreError(f"etcd store {where} is closed")
+
     @property
     def _metadata(self) -> Any:
         return self._client.metadata
 
     def _call(self, stub: str, method: str, request: Any, idempotent: bool = False) -> Any:
         def send() -> Any:
-            rpc = getattr(getattr(self._client, stub), method)
-            return rpc(request, self._url.timeout, metadata=self._metadata)
+            with self._channel_use():
+                rpc = getattr(getattr(self._client, stub), method)
+                return rpc(request, self._url.timeout, metadata=self._metadata)
 
         return self._rpc(send, idempotent=idempotent)
 
@@ -317,7 +354,8 @@ class EtcdStore:
         request = etcdrpc.AuthenticateRequest(name=self._url.user, password=self._url.password)
 
         def send() -> Any:
-            return self._client.authstub.Authenticate(request, self._url.timeout)
+            with self._channel_use():
+                return self._client.authstub.Authenticate(request, self._url.timeout)
 
         attempts = len(self._url.endpoints)
         while True:
@@ -328,12 +366,13 @@ class EtcdStore:
             except Unavailable:
                 if attempts <= 0:
                     raise
-        # The token travels as metadata. The library also sets call credentials, which grpc
-        # refuses on a plaintext channel; metadata alone is what etcd reads, so drop them.
-        self._client.metadata = (("token", token),)
-        self._client.call_credentials = None
-        # Watch streams take the token when the watcher is made: new watches get a new watcher.
-        self._client.watcher = self._client.get_watcher()
+        with self._channel_use():
+            # The token travels as metadata. The library also sets call credentials, which grpc
+            # refuses on a plaintext channel; metadata alone is what etcd reads, so drop them.
+            self._client.metadata = (("token", token),)
+            self._client.call_credentials = None
+            # Watch streams take the token when the watcher is made: new watches get a new one.
+            self._client.watcher = self._client.get_watcher()
 
     def _translate(self, exc: grpc.RpcError) -> StoreError:
         code = exc.code()
