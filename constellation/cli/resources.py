@@ -69,8 +69,32 @@ def to_yaml(documents: list[dict[str, Any]]) -> str:
     # without the trailing backslash, and the value read back gains a space.
     yaml.width = 2**30
     out = io.StringIO()
-    yaml.dump_all(documents, out)
+    yaml.dump_all([_quote_raw_breaks(document) for document in documents], out)
     return out.getvalue()
+
+
+# YAML 1.1's extra line breaks (NEL, LS, PS). ruamel writes them raw in plain and single-quoted
+# strings, then reads them as breaks and folds them: NEL comes back as a space. Only in
+# double quotes are they escaped (\N, \L, \P) and read back as themselves.
+_RAW_BREAKS = frozenset("\x85\u2028\u2029")
+
+
+def _quote_raw_breaks(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` with every string (key or value) that holds a `_RAW_BREAKS` character
+    marked for double quotes."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    def quote(value: Any) -> Any:
+        if isinstance(value, str):
+            return value if _RAW_BREAKS.isdisjoint(value) else DoubleQuotedScalarString(value)
+        if isinstance(value, dict):
+            return {quote(key): quote(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [quote(item) for item in value]
+        return value
+
+    quoted: dict[str, Any] = quote(document)
+    return quoted
 
 
 def to_json(document: dict[str, Any]) -> str:
