@@ -54,6 +54,7 @@ from constellation.controllers.base import (
     Result,
 )
 from constellation.controllers.batch import slow_start
+from constellation.controllers.events import BackgroundRecorder
 from constellation.controllers.indexes import BY_NODE, indexed
 from constellation.store import Compacted, Conflict, NotFound, Store
 from constellation.store.types import EventType
@@ -179,9 +180,16 @@ class NodeLifecycle:
         self._lost: set[str] = set()  # nodes past grace: replicas bound there are failed
         self._sweeper: Key | None = None
         self._swept_at = -SWEEP_SECONDS
+        # A lost node's replicas are failed first and described after: an Evicted event
+        # each, written inline, took as long as the failure itself.
+        self.events = BackgroundRecorder(ctx.recorder)
 
     def watches(self) -> Mapping[type[Resource], Mapper]:
         return {Replica: self._replica_changed}
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Write the events still held back (bounded), before the store closes."""
+        return self.events.flush(timeout)
 
     def sources(self) -> Sequence[KeySource]:
         """What the manager must start besides the informers (see the module docstring)."""
@@ -342,6 +350,7 @@ class NodeLifecycle:
 
     def _fail(self, listed: Replica, message: str, since: datetime) -> bool:
         """Mark one replica Failed (NodeLost); False if it changed since it was read."""
+        self.events.busy()
         replica = listed.model_copy(deep=True)  # listers may hand out their cache
         replica.status.phase = "Failed"
         replica.status.reason = EVICTED_REASON
@@ -353,7 +362,7 @@ class NodeLifecycle:
             return True
         except Conflict:
             return False
-        self._ctx.recorder.record(replica, "Evicted", message, "Warning")
+        self.events.record(replica, "Evicted", message, "Warning")
         return True
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -38,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from constellation.apis.event import ObjectReference
 from constellation.apis.instance import Instance, Placement, ReplicaTemplate
 from constellation.apis.meta import Condition, Resource
 from constellation.apis.node import Node
@@ -46,13 +44,12 @@ from constellation.apis.quantity import cpu_millicores, memory_bytes
 from constellation.apis.replica import Replica
 from constellation.controllers.base import (
     ControllerContext,
-    EventRecorder,
     Key,
     Mapper,
     Result,
     peek,
 )
-from constellation.controllers.events import reference
+from constellation.controllers.events import BackgroundRecorder
 from constellation.store import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -63,12 +60,6 @@ REBUILD_SECONDS = 60.0  # full recount from the listers: a safety net, not the m
 MAX_POOLS = 1024
 SCHEDULED_CONDITION = "Scheduled"
 DEFAULT_PLACEMENT = Placement()
-EVENT_BACKLOG = 10_000  # events waiting beyond this are dropped (and counted)
-EVENT_WORKER_IDLE_SECONDS = 1.0
-# While binds flow, events wait (the store and the GIL go to placements first), but none
-# longer than this: a burst is placed first, its events follow moments later.
-EVENT_QUIET_SECONDS = 0.05
-EVENT_MAX_DELAY_SECONDS = 5.0
 
 InstanceKey = tuple[str | None, str]
 
@@ -407,87 +398,6 @@ class ClusterCache:
         return f"0/{total} nodes are available: {listed}."
 
 
-class BackgroundRecorder:
-    """Records events from a thread of its own, as client-go's event broadcaster does.
-
-    Why: writing an Event costs the store three round trips (find, lease, create), more
-    than the bind it reports, so recording inline would halve the placement rate; and with
-    one GIL and one SQLite writer, a parallel event thread still takes it from the binds.
-    So while binds flow (`busy()`), events wait, but never longer than
-    `EVENT_MAX_DELAY_SECONDS`: a burst is placed first and described moments later. Events
-    are best effort anyway (see events.py): past `EVENT_BACKLOG` waiting, new ones are
-    dropped and counted rather than slowing scheduling down. The thread ends when idle for
-    a second, so a scheduler from an ended leadership term leaves nothing running.
-    """
-
-    def __init__(self, recorder: EventRecorder, backlog: int = EVENT_BACKLOG) -> None:
-        self._recorder = recorder
-        self._queue: queue.Queue[tuple[float, ObjectReference, str, str, str]] = queue.Queue(
-            backlog
-        )
-        self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
-        self._busy_at = 0.0
-        self.dropped = 0
-
-    def busy(self) -> None:
-        """Say that more important work (a bind) is under way: events hold back a moment."""
-        self._busy_at = time.monotonic()
-
-    def record(
-        self, obj: Resource | ObjectReference, reason: str, message: str, type_: str = "Normal"
-    ) -> None:
-        # A reference, not the object: a burst queues thousands, and a Replica is 9 KB.
-        involved = obj if isinstance(obj, ObjectReference) else reference(obj)
-        try:
-            self._queue.put_nowait((time.monotonic(), involved, reason, message, type_))
-        except queue.Full:
-            self.dropped += 1
-            return
-        with self._lock:
-            if self._worker is None:
-                self._worker = threading.Thread(
-                    target=self._drain, name="scheduler-events", daemon=True
-                )
-                self._worker.start()
-
-    def flush(self, timeout: float) -> bool:
-        """Wait until every queued event is written; False if `timeout` passed first."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
-        return True
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=EVENT_WORKER_IDLE_SECONDS)
-            except queue.Empty:
-                with self._lock:
-                    # Checked under the lock `record` starts workers with: nothing is lost.
-                    if self._queue.empty():
-                        self._worker = None
-                        return
-                continue
-            queued_at, obj, reason, message, type_ = item
-            self._hold_back(queued_at)
-            try:
-                self._recorder.record(obj, reason, message, type_)
-            except Exception:
-                log.warning("could not record event %s", reason, exc_info=True)
-            finally:
-                self._queue.task_done()
-
-    def _hold_back(self, queued_at: float) -> None:
-        while time.monotonic() - queued_at < EVENT_MAX_DELAY_SECONDS:
-            quiet_for = time.monotonic() - self._busy_at
-            if quiet_for >= EVENT_QUIET_SECONDS:
-                return
-            time.sleep(EVENT_QUIET_SECONDS - quiet_for)
-
-
 @dataclass
 class Timings:
     """Where the scheduler's time goes (for bench/scheduler.py): reading the replica,
@@ -514,6 +424,9 @@ class Scheduler:
 
     NAME: ClassVar[str] = "scheduler"
     KIND: ClassVar[type[Resource]] = Replica
+    # A decision takes microseconds under the lock; a bind is a store round trip outside it.
+    # With 2 workers, binding 334 replacements lagged their creation by 3 s on etcd.
+    MIN_WORKERS: ClassVar[int] = 8
 
     def __init__(self, ctx: ControllerContext) -> None:
         self._ctx = ctx

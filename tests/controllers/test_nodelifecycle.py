@@ -114,6 +114,7 @@ def test_lost_heartbeat_means_not_ready_then_failed_replicas_after_grace(
     lifecycle.reconcile(key)
     failed = client.list(Replica)[0]
     assert {(r.status.phase, r.status.reason) for r in failed} == {("Failed", "NodeLost")}
+    assert lifecycle.stop(10)  # the Evicted events follow the failures, from a thread
     reasons = Counter(e.reason for e in client.list(Event)[0])
     assert reasons["NodeNotReady"] == 1 and reasons["Evicted"] == 2
 
