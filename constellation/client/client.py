@@ -210,6 +210,17 @@ class Client:
         updated = self.store.update(key, envelope.encode(), expected)
         return to_object(kind, envelope.object, updated.mod_revision)
 
+    def delete_unchanged(self, obj: R) -> R | None:
+        """`delete` of `obj` at the resourceVersion it was read at (Conflict if it changed
+        since). Without finalizers (the common case) that is one round trip: the stored
+        object at that version is `obj`, so there is nothing to read first."""
+        meta = obj.metadata
+        if meta.finalizers or not meta.resourceVersion:
+            return self.delete(type(obj), meta.name, meta.namespace, meta.resourceVersion)
+        key = object_key(type(obj), _scope(type(obj), meta.namespace), meta.name)
+        self.store.delete(key, int(meta.resourceVersion))
+        return None
+
     # -- internals -------------------------------------------------------------------------
 
     def _read_for_write(self, obj: Resource) -> tuple[dict[str, Any], Envelope, int]:

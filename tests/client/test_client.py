@@ -126,6 +126,24 @@ def test_delete_with_a_stale_resource_version_is_a_conflict(client: Client) -> N
         client.delete(Widget, "a", resource_version=str(obj.metadata.resourceVersion))
 
 
+def test_delete_unchanged_deletes_only_the_version_read(client: Client) -> None:
+    stale = client.create(widget("a"))
+    fresh = stale.model_copy(deep=True)
+    fresh.spec.size = 2
+    fresh = client.update(fresh)
+    with pytest.raises(Conflict):
+        client.delete_unchanged(stale)
+    assert client.delete_unchanged(fresh) is None
+    with pytest.raises(NotFound):
+        client.delete_unchanged(fresh)
+
+    held = widget("b")
+    held.metadata.finalizers = ["example.com/keep"]
+    marked = client.delete_unchanged(client.create(held))  # finalizers: marked, not gone
+    assert marked is not None and marked.metadata.deletionTimestamp is not None
+    assert client.get(Widget, "b").metadata.deletionTimestamp is not None
+
+
 def test_owner_references_round_trip(client: Client) -> None:
     owner = client.create(widget("owner"))
     child = widget("child")
