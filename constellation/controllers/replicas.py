@@ -25,6 +25,7 @@ again, so a stale cache cannot delete the wrong incarnation of a name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -53,6 +54,7 @@ from constellation.store import AlreadyExists, Conflict, NotFound
 REPLACEABLE_REASONS = frozenset({"Evicted", "NodeLost"})
 OUR_CONDITIONS = ("Available", "Progressing", "ReplicaFailure")
 ROLLING_REASONS = ("RollingUpdate", "Recreating")
+MAX_LISTED = 10  # replicas named in one ReplacingFailed event
 
 
 def template_hash(template: ReplicaTemplate) -> str:
@@ -354,36 +356,38 @@ class ReplicasReconciler:
     def _execute(
         self, instance: Instance, owned: Sequence[Replica], steps: Plan, current_hash: str
     ) -> Outcome:
-        """The plan's deletions, then its creations and the re-creations of what was
-        deleted, each many at a time (see batch.py)."""
+        """The plan's deletions, each followed by its re-creation, then its creations; many
+        at a time (see batch.py)."""
         outcome = Outcome({r.metadata.name: r for r in owned})
-        deleted = slow_start(lambda d: self._delete(d.member.replica), steps.deletions)
-        recreate: list[int] = []
-        for deletion, (result, left) in zip(steps.deletions, deleted, strict=True):
+
+        def replace(deletion: Deletion) -> tuple[DeleteResult, Replica | None, Replica | None]:
+            result, left = self._delete(deletion.member.replica)
+            again = result in ("deleted", "absent") and deletion.recreate
+            made = self._create(instance, deletion.member.ordinal, current_hash) if again else None
+            return result, left, made
+
+        for deletion, (result, left, made) in zip(
+            steps.deletions, slow_start(replace, steps.deletions), strict=True
+        ):
             replica = deletion.member.replica
             outcome.settle(replica.metadata.name, result, left)
             if result in ("deleted", "held") and deletion.why == "failed":
                 outcome.failed.append(replica)
             if result in ("deleted", "held") and deletion.why == "roll":
                 outcome.rolled.append(replica.metadata.name)
-            if result in ("deleted", "absent") and deletion.recreate:
-                recreate.append(deletion.member.ordinal)
-        ordinals = [*recreate, *steps.creations]
-        for created in slow_start(lambda o: self._create(instance, o, current_hash), ordinals):
-            if created is not None:
-                outcome.replicas[created.metadata.name] = created
+            if made is not None:
+                outcome.replicas[made.metadata.name] = made
+        create = functools.partial(self._create, instance, current_hash=current_hash)
+        for made in slow_start(create, steps.creations):
+            if made is not None:
+                outcome.replicas[made.metadata.name] = made
         return outcome
 
     def _delete(self, replica: Replica) -> tuple[DeleteResult, Replica | None]:
         """Delete `replica` if it is still what the plan saw; what became of it, and the
         replica if finalizers still hold it."""
         try:
-            left = self._ctx.client.delete(
-                Replica,
-                replica.metadata.name,
-                replica.metadata.namespace,
-                replica.metadata.resourceVersion,
-            )
+            left = self._ctx.client.delete_unchanged(replica)
         except NotFound:
             return "absent", None
         except Conflict:
@@ -402,11 +406,12 @@ class ReplicasReconciler:
 
     def _record_steps(self, instance: Instance, outcome: Outcome, budget: Budget) -> None:
         recorder = self._ctx.recorder
-        for replica in outcome.failed:
-            where = replica.spec.nodeName or "no node"
-            message = (
-                f"{replica.metadata.name} failed ({replica.status.reason}) on {where}: replacing it"
-            )
+        if outcome.failed:
+            # One event per pass, not per replica: a lost node fails hundreds at once.
+            failures = [_failure(replica) for replica in outcome.failed]
+            shown = "; ".join(failures[:MAX_LISTED])
+            more = f"; and {len(failures) - MAX_LISTED} more" if len(failures) > MAX_LISTED else ""
+            message = f"replacing {len(failures)} failed: {shown}{more}"
             recorder.record(instance, "ReplacingFailed", message, "Warning")
         if outcome.rolled:
             strategy = "Recreate" if budget.recreate else "RollingUpdate"
@@ -441,6 +446,11 @@ class ReplicasReconciler:
         except Conflict:
             return False
         return True
+
+
+def _failure(replica: Replica) -> str:
+    where = replica.spec.nodeName or "no node"
+    return f"{replica.metadata.name} failed ({replica.status.reason}) on {where}"
 
 
 def instance_status(

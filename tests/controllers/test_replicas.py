@@ -159,6 +159,13 @@ class FaultyClient(Client):
             "delete", name, lambda: Client.delete(self, kind, name, *args, **kwargs)
         )
 
+    def delete_unchanged(self, obj: R) -> R | None:
+        if obj.metadata.finalizers or not obj.metadata.resourceVersion:
+            return Client.delete_unchanged(self, obj)  # through `delete`, counted there
+        return self._counted(
+            "delete", obj.metadata.name, lambda: Client.delete_unchanged(self, obj)
+        )
+
 
 @pytest.fixture
 def reconciler(context: ControllerContext) -> ReplicasReconciler:
@@ -366,6 +373,23 @@ def test_failed_replica_is_replaced_unbound(
     assert replaced.spec.nodeName is None and replaced.status.phase == "Pending"
     assert names(replicas_of(client)) == ["web-0", "web-1", "web-2"]
     assert any("web-1 failed" in m for m in event_messages(client, "ReplacingFailed"))
+
+
+@pytest.mark.usefixtures("node")
+def test_many_failed_at_once_are_reported_in_one_event(
+    client: Client, reconciler: ReplicasReconciler
+) -> None:
+    make_instance(client, replicas=14)
+    settle(client, reconciler)
+    for replica in replicas_of(client)[:12]:
+        replica.status.phase = "Failed"
+        replica.status.reason = "NodeLost"
+        client.update_status(replica)
+    reconciler.reconcile(Key("default", "web"))
+    (message,) = event_messages(client, "ReplacingFailed")
+    assert message.startswith("replacing 12 failed: ") and message.endswith("; and 2 more")
+    assert message.count("failed (NodeLost)") == 10
+    assert len({r.metadata.uid for r in replicas_of(client)}) == 14
 
 
 def test_instance_being_deleted_gets_no_replicas(
