@@ -12,13 +12,14 @@ import typer
 
 from constellation.cli.context import CliContext
 from constellation.cli.daemon import LogLevelOption, configure_logging
+from constellation.controllers.base import DEFAULT_NODE_GRACE_SECONDS
 
 
 def controllers(
     ctx: typer.Context,
     node_grace_seconds: Annotated[
         float, typer.Option(help="How long a node may be NotReady before its replicas move.")
-    ] = 5.0,
+    ] = DEFAULT_NODE_GRACE_SECONDS,
     workers: Annotated[int, typer.Option(min=1, help="Worker threads per controller.")] = 2,
     lease_ttl: Annotated[
         int,

@@ -23,6 +23,7 @@ from constellation.cli.daemon import (
     configure_logging,
     wait_for_signal,
 )
+from constellation.controllers.base import DEFAULT_NODE_GRACE_SECONDS
 
 
 def server(
@@ -37,7 +38,7 @@ def server(
     reserve_memory: ReserveMemoryOption = None,
     node_grace_seconds: Annotated[
         float, typer.Option(help="How long a node may be NotReady before its replicas move.")
-    ] = 5.0,
+    ] = DEFAULT_NODE_GRACE_SECONDS,
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Run store, controllers and agent until SIGINT or SIGTERM; replicas keep running after

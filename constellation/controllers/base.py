@@ -98,11 +98,18 @@ class EventRecorder(Protocol):
     ) -> None: ...
 
 
+# NotReady this long -> the node's replicas are replaced. On top of the heartbeat lease's TTL
+# (3 s, renewed every second), so an agent silent for 4-5 s loses its replicas: long enough
+# for a stalled renewal or a store leader election, short enough that a lost node's
+# replicas run elsewhere within 10 s (bench/scale.py). Kubernetes waits minutes, Nomad 20 s.
+DEFAULT_NODE_GRACE_SECONDS = 2.0
+
+
 @dataclass
 class Settings:
     """Tunables shared by the controllers; defaults follow DESIGN.md."""
 
-    node_grace_seconds: float = 5.0  # NotReady this long -> its replicas are replaced
+    node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS
     reconcile_timeout_seconds: float = 30.0
     event_ttl_seconds: int = 3600  # events expire through a store lease
 
@@ -136,7 +143,8 @@ change to its owning Instance's key)."""
 class Reconciler(Protocol):
     """One concern. `KIND` is the kind whose keys it reconciles (each change to one queues its
     own key); `watches()` maps kinds (other kinds, or KIND itself for extra keys) to the keys
-    their changes affect."""
+    their changes affect. One whose reconciles are mostly a store round trip may ask the
+    manager for more worker threads than its default with a `MIN_WORKERS` class attribute."""
 
     NAME: ClassVar[str]
     KIND: ClassVar[type[Resource]]

@@ -103,7 +103,11 @@ class _Term:
         listers.update(self.informers)
         self.controllers = [
             Controller(
-                reconciler, self.context, self.informers, manager.workers, metrics=manager.metrics
+                reconciler,
+                self.context,
+                self.informers,
+                max(manager.workers, getattr(reconciler, "MIN_WORKERS", 1)),
+                metrics=manager.metrics,
             )
             for reconciler in reconcilers
         ]
