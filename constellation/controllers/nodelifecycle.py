@@ -53,7 +53,7 @@ from constellation.controllers.base import (
     Mapper,
     Result,
 )
-from constellation.controllers.batch import slow_start
+from constellation.controllers.batch import SlowStart
 from constellation.controllers.events import BackgroundRecorder
 from constellation.controllers.indexes import BY_NODE, indexed
 from constellation.store import Compacted, Conflict, NotFound, Store
@@ -183,6 +183,7 @@ class NodeLifecycle:
         # A lost node's replicas are failed first and described after: an Evicted event
         # each, written inline, took as long as the failure itself.
         self.events = BackgroundRecorder(ctx.recorder)
+        self._batches = SlowStart()
 
     def watches(self) -> Mapping[type[Resource], Mapper]:
         return {Replica: self._replica_changed}
@@ -346,7 +347,7 @@ class NodeLifecycle:
             for replica in indexed(self._ctx.lister(Replica), BY_NODE, name)
             if replica.status.phase not in ("Failed", "Succeeded")
         ]
-        return all(slow_start(lambda replica: self._fail(replica, message, since), victims))
+        return all(self._batches.run(lambda replica: self._fail(replica, message, since), victims))
 
     def _fail(self, listed: Replica, message: str, since: datetime) -> bool:
         """Mark one replica Failed (NodeLost); False if it changed since it was read."""

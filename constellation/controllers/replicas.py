@@ -44,7 +44,7 @@ from constellation.controllers.base import (
     Result,
     TerminalError,
 )
-from constellation.controllers.batch import slow_start
+from constellation.controllers.batch import SlowStart
 from constellation.controllers.indexes import BY_INSTANCE, indexed, instance_value
 from constellation.store import AlreadyExists, Conflict, NotFound
 
@@ -268,6 +268,7 @@ class ReplicasReconciler:
 
     def __init__(self, ctx: ControllerContext) -> None:
         self._ctx = ctx
+        self._batches = SlowStart()
 
     def watches(self) -> Mapping[type[Resource], Mapper]:
         return {Replica: owning_instance}
@@ -367,7 +368,7 @@ class ReplicasReconciler:
             return result, left, made
 
         for deletion, (result, left, made) in zip(
-            steps.deletions, slow_start(replace, steps.deletions), strict=True
+            steps.deletions, self._batches.run(replace, steps.deletions), strict=True
         ):
             replica = deletion.member.replica
             outcome.settle(replica.metadata.name, result, left)
@@ -378,7 +379,7 @@ class ReplicasReconciler:
             if made is not None:
                 outcome.replicas[made.metadata.name] = made
         create = functools.partial(self._create, instance, current_hash=current_hash)
-        for made in slow_start(create, steps.creations):
+        for made in self._batches.run(create, steps.creations):
             if made is not None:
                 outcome.replicas[made.metadata.name] = made
         return outcome
