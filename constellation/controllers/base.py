@@ -98,11 +98,12 @@ class EventRecorder(Protocol):
     ) -> None: ...
 
 
-# NotReady this long -> the node's replicas are replaced. On top of the heartbeat lease's TTL
-# (3 s, renewed every second), so an agent silent for 4-5 s loses its replicas: long enough
-# for a stalled renewal or a store leader election, short enough that a lost node's
-# replicas run elsewhere within 10 s (bench/scale.py). Kubernetes waits minutes, Nomad 20 s.
-DEFAULT_NODE_GRACE_SECONDS = 2.0
+# NotReady this long -> the node's replicas are replaced. It adds to the heartbeat lease's
+# TTL (3 s, renewed every second, so NotReady means 2-3 s without a renewal): an agent
+# silent for 3-4 s loses its replicas. That outlasts a stalled renewal or an etcd leader
+# election, and leaves most of a 10 s failover (bench/scale.py) to replacing them; with
+# 5 s, 8 s of it went to noticing. Kubernetes waits about 5 min 50 s, Nomad about 20 s.
+DEFAULT_NODE_GRACE_SECONDS = 1.0
 
 
 @dataclass
