@@ -9,7 +9,7 @@ one veth pair per agent, made from inside that namespace), and its own cgroup pa
 link, address or route is added to it. This process moves itself into the bridge namespace
 (setns, before any thread starts) and runs there what a control-plane host would: etcd,
 listening on the bridge, and `constellation controllers` with default settings; the agents
-run with default settings too (heartbeat TTL 3 s, node grace 2 s) and reach etcd over the
+run with default settings too (heartbeat TTL 3 s, node grace 1 s) and reach etcd over the
 bridge.
 
 1. Apply an Instance of 1,000 `sleep` replicas; time until a store watch has seen all of them
@@ -54,12 +54,14 @@ from constellation.apis.replica import Replica  # noqa: E402
 from constellation.client.apply import apply  # noqa: E402
 from constellation.client.client import Client  # noqa: E402
 from constellation.client.codec import Envelope, kind_prefix  # noqa: E402
+from constellation.controllers.base import DEFAULT_NODE_GRACE_SECONDS  # noqa: E402
 from constellation.runtime import linux  # noqa: E402
 from constellation.store import Watch, open_store  # noqa: E402
 from constellation.store.types import EventType  # noqa: E402
 from tests.etcd_server import EtcdServer  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "scale.json"
+DEFAULTS = f"heartbeat ttl 3 s, node grace {DEFAULT_NODE_GRACE_SECONDS:g} s"
 CLI = str(Path(sys.executable).parent / "constellation")
 SUBNET = "10.77.0"  # only ever inside the benchmark's own namespaces
 BRIDGE_IP = f"{SUBNET}.1"
@@ -453,7 +455,7 @@ def run(cfg: Config) -> dict[str, Any]:
     return {
         "benchmark": "scale",
         "ratio": "constellation / published anchor (Nomad, Kubernetes)",
-        "config": {**asdict(cfg), "id": ident, "store": "etcd", "defaults": "ttl 3 s, grace 2 s"},
+        "config": {**asdict(cfg), "id": ident, "store": "etcd", "defaults": DEFAULTS},
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
