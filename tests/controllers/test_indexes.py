@@ -4,8 +4,7 @@ drops one that leaves it."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,14 +23,7 @@ from constellation.controllers.indexes import (
 )
 from constellation.controllers.informer import Informer
 from constellation.controllers.scope import on_node
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from tests.controllers.test_informer import wait_for
 
 
 def make(
@@ -97,7 +89,7 @@ def test_indexes_answer_what_a_scan_answers(client: Client, informer: Informer[R
     make(client, "web-1", "web", None, "uid-web")
     make(client, "db-0", "db", "n2", "uid-db")
     make(client, "db-1", "db")
-    wait_for(agree, "the indexes to follow the creates")
+    wait_for(agree, what="the indexes to follow the creates")
     assert names(indexed(informer, BY_NODE, "n1")) == ["web-0"]
     assert names(indexed(informer, BY_INSTANCE, instance_value("default", "web"))) == [
         "web-0",
@@ -110,7 +102,7 @@ def test_indexes_answer_what_a_scan_answers(client: Client, informer: Informer[R
     replica.metadata.ownerReferences = []  # a value lost
     client.update(replica)
     client.delete(Replica, "web-0")
-    wait_for(agree, "the indexes to follow binds, owner changes and deletes")
+    wait_for(agree, what="the indexes to follow binds, owner changes and deletes")
     assert names(indexed(informer, BY_NODE, "n2")) == ["db-0", "web-1"]
     assert indexed(informer, BY_NODE, "n1") == []
     assert indexed(informer, BY_OWNER, "uid-db") == []
@@ -119,7 +111,7 @@ def test_indexes_answer_what_a_scan_answers(client: Client, informer: Informer[R
     informer._listed = False  # as after a compaction: the next start relists
     make(client, "web-2", "web", "n1", "uid-web")
     informer.start()
-    wait_for(agree, "the indexes to be rebuilt by a relist")
+    wait_for(agree, what="the indexes to be rebuilt by a relist")
     assert names(indexed(informer, BY_NODE, "n1")) == ["web-2"]
 
 
@@ -134,13 +126,13 @@ def test_a_scoped_informer_caches_only_its_nodes_replicas(client: Client) -> Non
         make(client, "c-0", "c")
         bind(client, "c-0", "n1")  # enters the scope
         last = make(client, "d-0", "d", "n2")  # out of scope, after everything else
-        wait_for(lambda: mine.revision >= int(last.metadata.resourceVersion or 0), "revision")
+        wait_for(lambda: mine.revision >= int(last.metadata.resourceVersion or 0), what="rev")
         assert names(mine.list()) == ["a-0", "c-0"]
         assert ("b-0", False) not in deliveries and ("d-0", False) not in deliveries
 
         bind(client, "a-0", "n3")  # leaves the scope: a deletion for this cache
         client.delete(Replica, "c-0")
-        wait_for(lambda: mine.list() == [], "both to leave the cache")
+        wait_for(lambda: mine.list() == [], what="both to leave the cache")
         assert deliveries[-2:] == [("a-0", True), ("c-0", True)]
     finally:
         mine.stop()
