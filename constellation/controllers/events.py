@@ -146,9 +146,9 @@ class BackgroundRecorder:
     reports, so recording inline would halve the placement rate; and with one GIL and one
     SQLite writer, a parallel event thread still takes it from the binds. So while that
     work flows (`busy()`), events wait, but never longer than
-    `EVENT_MAX_DELAY_SECONDS`: a burst is placed first and described moments later. Events
-    are best effort anyway (see events.py): past `EVENT_BACKLOG` waiting, new ones are
-    dropped and counted rather than slowing scheduling down. The thread ends when idle for
+    `EVENT_MAX_DELAY_SECONDS`: a burst is handled first and described moments later. Events
+    are best effort anyway (see `StoreEventRecorder`): past `EVENT_BACKLOG` waiting, new ones
+    are dropped and counted rather than slowing the work down. The thread ends when idle for
     a second, so a controller from an ended leadership term leaves nothing running.
     """
 
