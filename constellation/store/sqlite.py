@@ -5,6 +5,10 @@ watches never depend on history that compaction removed); `kv` holds each key's 
 reads are a primary-key lookup. The UNIQUE (key, prev_revision) index on `log` makes the
 database itself refuse two writes that share a predecessor: compare-and-swap holds even if a
 bug slipped past the checks made in the same transaction. Several processes may open one file.
+
+Closing a connection that another thread is executing on crashes the process, so every use of
+a connection is counted (`_enter`/`_leave`): `close` refuses new uses at once, and the
+connections are closed when the last use in progress ends.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ SCHEMA_VERSION = 1
 OP_CREATE, OP_UPDATE, OP_DELETE = 0, 1, 2
 DEFAULT_RETAIN = 10_000
 BUSY_TIMEOUT_MS = 60_000
+# How long `close` waits for calls in progress: past a write's busy timeout, so that only a
+# runaway read can outlast it (its connection is then closed when it ends, not by `close`).
+CLOSE_WAIT_SECONDS = BUSY_TIMEOUT_MS / 1000 + 5
 WATCH_BATCH = 1_000
 # Each thread reads through its own connection, each with its own page cache (2 MB by
 # default). A reader's cache is emptied whenever another connection commits (WAL mode), so
@@ -133,6 +140,11 @@ class SqliteStore:
         self._writer = self._connect()
         self._hub: WatchHub | None = None
         self._hub_lock = threading.Lock()
+        # The use gate: `_gate` guards `_uses` and `_closed`. A plain Lock, as entering it is
+        # cheaper than entering a Condition; `_unused` waits on it.
+        self._gate = threading.Lock()
+        self._unused = threading.Condition(self._gate)
+        self._uses = 0
         self._closed = False
         self._janitor = Janitor(self)
 
@@ -201,44 +213,63 @@ class SqliteStore:
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot: every statement inside sees the same revision."""
-        self._check_open()
-        conn = self._reader()
+        self._enter()
         try:
+            conn = self._reader()
             conn.execute("BEGIN")
-            yield conn
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
         except sqlite3.Error as error:
             raise StoreError(f"store {self.path}: {error}") from None
         finally:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
+            self._leave()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._check_open()
-        with self._write_lock:
-            conn = self._writer
-            try:
+        self._enter()
+        try:
+            with self._write_lock:
+                if self._closed:  # closed while this call queued: do not start a write
+                    raise self._closed_error()
+                conn = self._writer
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as error:
-                raise StoreError(f"store {self.path}: {error}") from None
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.IntegrityError:
-                conn.execute("ROLLBACK")
-                raise Conflict("concurrent write to the same key revision") from None
-            except sqlite3.Error as error:
-                conn.execute("ROLLBACK")
-                raise StoreError(f"store {self.path}: {error}") from None
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        if self._hub is not None:
-            self._hub.notify()
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # SQLite rolls some failures back itself; a second ROLLBACK would raise.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            # Inside the use: after close the hub's eventfd is gone.
+            if self._hub is not None:
+                self._hub.notify()
+        except sqlite3.IntegrityError:
+            raise Conflict("concurrent write to the same key revision") from None
+        except sqlite3.Error as error:
+            raise StoreError(f"store {self.path}: {error}") from None
+        finally:
+            self._leave()
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"store {self.path} is closed")
+    def _enter(self) -> None:
+        """Count a use of the connections; after close, raise the closed error instead."""
+        with self._gate:
+            if self._closed:
+                raise self._closed_error()
+            self._uses += 1
+
+    def _leave(self) -> None:
+        with self._gate:
+            self._uses -= 1
+            if self._closed and not self._uses:
+                self._close_connections()
+                self._unused.notify_all()
+
+    def _closed_error(self) -> StoreError:
+        return StoreError(f"store {self.path} is closed")
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -412,24 +443,35 @@ class SqliteStore:
 
     def checkpoint(self) -> None:
         """Fold the WAL back into the database without waiting for readers or writers."""
-        self._check_open()
-        with self._write_lock:
-            self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._enter()
+        try:
+            with self._write_lock:
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as error:
+            raise StoreError(f"store {self.path}: {error}") from None
+        finally:
+            self._leave()
 
     # -- watch -------------------------------------------------------------------------------
 
     def watch(self, prefix: str, start_revision: int = 0) -> Watch:
-        hub = self._watch_hub()
-        sub, position = hub.subscribe(prefix, start_revision)
+        # One use throughout: `close` stops the hub once no watch is being set up, so every
+        # watch it returned is ended by close.
+        self._enter()
         try:
-            if start_revision and start_revision <= position:
-                for event in self._history(prefix, start_revision, position):
-                    sub.watch.push(event)
-        except BaseException:
-            sub.watch.close()
-            raise
-        sub.go_live()
-        return sub.watch
+            hub = self._watch_hub()
+            sub, position = hub.subscribe(prefix, start_revision)
+            try:
+                if start_revision and start_revision <= position:
+                    for event in self._history(prefix, start_revision, position):
+                        sub.watch.push(event)
+            except BaseException:
+                sub.watch.close()
+                raise
+            sub.go_live()
+            return sub.watch
+        finally:
+            self._leave()
 
     def _watch_hub(self) -> WatchHub:
         with self._hub_lock:
@@ -451,22 +493,42 @@ class SqliteStore:
         return (_event(row) for row in rows)
 
     def _read_log(self, after: int) -> tuple[builtins.list[Event], int]:
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {LOG_COLUMNS} FROM log WHERE revision > ? ORDER BY revision LIMIT ?",
-                (after, WATCH_BATCH),
-            ).fetchall()
-            return [_event(row) for row in rows], _meta(conn, "compact_revision")
+        try:
+            with self._read() as conn:
+                rows = conn.execute(
+                    f"SELECT {LOG_COLUMNS} FROM log WHERE revision > ? ORDER BY revision LIMIT ?",
+                    (after, WATCH_BATCH),
+                ).fetchall()
+                return [_event(row) for row in rows], _meta(conn, "compact_revision")
+        except StoreError:
+            if self._closed:
+                # Nothing more for the hub to deliver: `close` stops it next, which ends its
+                # watches. Failing them instead would end them with an error.
+                return [], 0
+            raise
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._closed:
-            return
+        """Refuse new calls, wait for those in progress, stop the janitor and end every watch.
+
+        Every call after close raises the same StoreError. If a call outlasts the wait, its
+        connections are closed when it ends.
+        """
+        with self._gate:
+            if self._closed:
+                return
+            self._closed = True
+            if not self._uses:
+                self._close_connections()
+            self._unused.wait_for(lambda: not self._uses, CLOSE_WAIT_SECONDS)
+        # The janitor's and the hub's calls are refused now, and no watch is being set up, so
+        # `_hub` is final.
         self._janitor.stop()
         if self._hub is not None:
             self._hub.stop()
-        self._closed = True
+
+    def _close_connections(self) -> None:
         with self._connections_lock:
             for conn in self._connections:
                 conn.close()

@@ -120,17 +120,6 @@ def test_a_thread_blocked_in_a_watch_sees_it_end_then_gets_the_closed_error(
     assert_every_operation_fails_as_closed(store, ops)
 
 
-@pytest.fixture
-def sqlite_rewatch_gap(request: pytest.FixtureRequest, store_url: str) -> None:
-    if store_url.startswith("sqlite://"):
-        # SqliteStore.watch checks for close only when it first starts its watch hub; once a
-        # watch has started it, a watch made after close is silently dead.
-        request.applymarker(
-            pytest.mark.xfail(reason="SqliteStore.watch after close with a hub", strict=True)
-        )
-
-
-@pytest.mark.usefixtures("sqlite_rewatch_gap")
 def test_rewatch_after_close_from_the_thread_whose_watch_ended_raises(store: Store, p: str) -> None:
     watch = store.watch(p)
     errors: list[StoreError] = []
@@ -148,13 +137,10 @@ def test_rewatch_after_close_from_the_thread_whose_watch_ended_raises(store: Sto
 
 
 def test_close_while_threads_are_in_calls_ends_each_with_a_store_error(
-    store: Store, store_url: str, p: str
+    store: Store, p: str
 ) -> None:
     """Threads hammering the store while it closes: each stops on a StoreError saying the
     store is closed or unreachable, none on anything else, and close does not wait long."""
-    if store_url.startswith("sqlite://"):
-        # Not an xfail: it takes the whole test process down.
-        pytest.skip("SqliteStore.close closes connections other threads are executing on: segfault")
     lease = store.grant_lease(5)
     outcomes: dict[str, BaseException] = {}
 
