@@ -63,6 +63,7 @@ from tests.etcd_server import EtcdServer  # noqa: E402
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "scale.json"
 DEFAULTS = f"heartbeat ttl 3 s, node grace {DEFAULT_NODE_GRACE_SECONDS:g} s"
 CLI = str(Path(sys.executable).parent / "constellation")
+NETNS_DIR = "/run/netns"  # where `ip netns` keeps its named namespaces
 SUBNET = "10.77.0"  # only ever inside the benchmark's own namespaces
 BRIDGE_IP = f"{SUBNET}.1"
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
@@ -90,6 +91,13 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
+def netns_dir_mounted() -> bool:
+    """Whether NETNS_DIR is a mount point. Not os.path.ismount: a bind mount of a directory
+    on itself keeps its device number, and ismount goes by that."""
+    with open("/proc/self/mountinfo") as mountinfo:
+        return any(line.split()[4] == NETNS_DIR for line in mountinfo)
+
+
 @dataclass
 class Network:
     """Namespaces named after the benchmark's id: one per agent and one for the bridge."""
@@ -97,6 +105,9 @@ class Network:
     prefix: str
     agents: int
     made: list[str] = field(default_factory=list)
+    # `ip netns add` bind-mounts /run/netns on itself the first time it is used on a host;
+    # remove() takes that mount back down if it was not there before and is empty again.
+    mounted_before: bool = field(default_factory=netns_dir_mounted)
 
     @property
     def bridge(self) -> str:
@@ -131,7 +142,7 @@ class Network:
     def enter_bridge(self) -> None:
         """Move this process (its one thread: call before any other starts) into the bridge
         namespace; the processes it starts from now on are born there."""
-        fd = os.open(f"/run/netns/{self.bridge}", os.O_RDONLY)
+        fd = os.open(f"{NETNS_DIR}/{self.bridge}", os.O_RDONLY)
         try:
             linux.setns(fd, linux.CLONE_NEWNET)
         finally:
@@ -145,6 +156,10 @@ class Network:
             if result.returncode != 0:
                 left.append(f"netns {name}: {result.stderr.strip()}")
         self.made.clear()
+        if not self.mounted_before and netns_dir_mounted() and not os.listdir(NETNS_DIR):
+            result = subprocess.run(["umount", NETNS_DIR], capture_output=True, text=True)
+            if result.returncode != 0:
+                left.append(f"mount {NETNS_DIR}: {result.stderr.strip()}")
         return left
 
 
@@ -184,7 +199,7 @@ class Daemons:
         self.start("controllers", ["controllers"])
         for index in range(self.network.agents):
             node = self.node(index)
-            netns = f"--net=/run/netns/{self.network.host(index)}"
+            netns = f"--net={NETNS_DIR}/{self.network.host(index)}"
             args = ["agent", "--node-name", node, "--cgroup-parent", f"{self.parent}/{node}"]
             self.start(node, args, prefix=["nsenter", netns, "--"])
 
