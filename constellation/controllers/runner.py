@@ -5,6 +5,14 @@ Reconcilers only decide what to do about one key; everything about when and how 
 run (merging bursts of events, backing off failures, delayed requeues, timeouts) lives here,
 once, so that every controller behaves the same way under load and failure.
 
+Batching (Kubernetes' Job controller, `syncJobBatchPeriod`): a reconciler whose key stands
+for many objects (an Instance for its 1,000 Replicas) reads all of them on every pass, and a
+burst of their changes would run pass after pass, each over the whole set. One that sets a
+`BATCH_SECONDS` class attribute has the changes that only report progress queued that long
+later, all merged into one pass: changes of the watched kinds, and of its own kind when only
+the status moved (the generation is the one its status has observed). A new object, a spec
+change and a deletion are reconciled at once.
+
 Timeouts: a Python thread cannot be killed. Each worker hands its reconcile call to an
 executor thread and waits up to `Settings.reconcile_timeout_seconds`. When the call overruns,
 the worker counts a timeout, schedules the key again with backoff, and moves on with a fresh
@@ -98,6 +106,14 @@ class _Executor:
                 return
 
 
+def status_only(obj: Resource) -> bool:
+    """Whether the object's spec is one its status says was already seen (observedGeneration
+    is its generation): what changed since is progress, not a new wish."""
+    status = getattr(obj, "status", None)
+    observed = getattr(status, "observedGeneration", None)
+    return observed is not None and observed == obj.metadata.generation
+
+
 class Controller:
     """Wires `reconciler` to informers and runs `workers` threads over one work queue.
 
@@ -119,6 +135,7 @@ class Controller:
         self.ctx = ctx
         self.queue = queue if queue is not None else WorkQueue()  # an empty queue is falsy
         self.workers = max(1, workers)
+        self.batch_seconds: float = getattr(reconciler, "BATCH_SECONDS", 0.0)
         self.metrics = metrics
         self._threads: list[threading.Thread] = []
         self.metrics.track_queue(self.name, lambda: len(self.queue))
@@ -130,13 +147,16 @@ class Controller:
             informers[kind].add_handler(self._mapped(mapper))
 
     def _on_primary(self, obj: Resource, deleted: bool) -> None:
-        self.queue.add(Key.of(obj))
+        if deleted or not self.batch_seconds or not status_only(obj):
+            self.queue.add(Key.of(obj))
+        else:
+            self.queue.add_after(Key.of(obj), self.batch_seconds)
 
     def _mapped(self, mapper: Mapper) -> EventHandler:
         def handler(obj: Resource, deleted: bool) -> None:
             keys: Iterable[Key] = mapper(obj)
             for key in keys:
-                self.queue.add(key)
+                self.queue.add_after(key, self.batch_seconds)
 
         return handler
 

@@ -198,3 +198,47 @@ def test_watched_kinds_queue_the_keys_their_mapper_names(rig: Rig) -> None:
         return bool(snapshot["duration_seconds_count"] == 2 and snapshot["queue_depth"] == 0)
 
     wait_for(counted, what="both calls counted and the queue empty")
+
+
+class Batching(Scripted):
+    BATCH_SECONDS: ClassVar[float] = 1.0
+
+
+def owned_replica(owner: Instance, ordinal: int) -> Replica:
+    return Replica.model_validate(
+        {
+            "metadata": {"name": f"{owner.metadata.name}-{ordinal}", "labels": {"owner": "web"}},
+            "spec": {
+                "instanceName": owner.metadata.name,
+                "ordinal": ordinal,
+                "template": owner.spec.template(),
+            },
+        }
+    )
+
+
+def test_a_batching_reconciler_merges_progress_into_one_pass_and_takes_spec_changes_at_once(
+    rig: Rig,
+) -> None:
+    reconciler = Batching(lambda n: Result())
+    rig.run(reconciler)
+    web = rig.client.create(instance("web"))
+    wait_for(lambda: len(reconciler.calls) == 1, what="the new object, reconciled at once")
+
+    # Progress: 20 replicas appear, and the Instance's status says its spec was observed.
+    burst = time.monotonic()
+    for ordinal in range(20):
+        rig.client.create(owned_replica(web, ordinal))
+    web.status.observedGeneration = web.metadata.generation
+    web = rig.client.update_status(web)
+    wait_for(lambda: len(reconciler.calls) == 2, what="the batched pass")
+    time.sleep(1.5)  # more than a batch period: a second pass would have run by now
+    assert len(reconciler.calls) == 2
+    assert reconciler.starts()[1] - burst >= Batching.BATCH_SECONDS * 0.95
+
+    # A spec change is a new wish: reconciled without waiting for the batch period.
+    web.spec.replicas = 3
+    changed = time.monotonic()
+    rig.client.update(web)
+    wait_for(lambda: len(reconciler.calls) == 3, what="the spec change's pass")
+    assert reconciler.starts()[2] - changed < Batching.BATCH_SECONDS * 0.8
