@@ -420,10 +420,13 @@ def many_replicas(cfg: Config, work: Path, parent: str) -> dict[str, float]:
     daemons = Daemons(fresh_dir(work / "agent"), parent)
     with running(daemons, "controllers", "agent") as client:
         agent = psutil.Process(daemons.processes["agent"].pid)
+        controllers = psutil.Process(daemons.processes["controllers"].pid)
         time.sleep(cfg.settle_seconds)
         rss_before = agent.memory_info().rss
+        controllers_before = cpu_seconds(controllers)
         timeline = apply_until_running(client, "many", cfg.replicas, cfg.timeout)
         time.sleep(cfg.settle_seconds)  # status writes and events settle: idle means idle
+        controllers_cpu = cpu_seconds(controllers) - controllers_before
         cpu = idle_cpu_percent(agent, cfg.idle_seconds)
         rss_after = agent.memory_info().rss
         spawners = [c for c in agent.children() if "constellation.runtime.spawner" in c.cmdline()]
@@ -434,6 +437,9 @@ def many_replicas(cfg: Config, work: Path, parent: str) -> dict[str, float]:
             "all_running_s": timeline.all_running,
             **timeline.last(),
             "agent_idle_cpu_percent": cpu,
+            # The whole start, its status writes and events included: what the control
+            # plane takes from the agent's two cores.
+            "controllers_cpu_s": controllers_cpu,
             "agent_rss_mb": rss_after / MB,
             "agent_rss_before_mb": rss_before / MB,
             "agent_growth_per_replica_kb": growth / cfg.replicas / KB,
@@ -452,11 +458,14 @@ def many_replicas(cfg: Config, work: Path, parent: str) -> dict[str, float]:
 
 
 def idle_cpu_percent(process: psutil.Process, seconds: float) -> float:
-    before = process.cpu_times()
+    before = cpu_seconds(process)
     time.sleep(seconds)
-    after = process.cpu_times()
-    used = (after.user - before.user) + (after.system - before.system)
-    return used / seconds * 100
+    return (cpu_seconds(process) - before) / seconds * 100
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def helper_memory(cgroups: CgroupManager, replicas: int) -> dict[str, float]:
@@ -578,6 +587,7 @@ def figures(cfg: Config) -> list[Figure]:
         Figure("agent_growth_per_replica_kb", "  of which agent growth", "KB"),
         Figure("agent_rss_mb", f"agent RSS, {n} replicas", "MB", 60.0),
         Figure("agent_idle_cpu_percent", f"agent idle CPU, {n} replicas", "% core", 2.0),
+        Figure("controllers_cpu_s", f"controllers CPU, start of {n} replicas", "s"),
         Figure("spawner_rss_mb", "agent's spawner process, RSS", "MB"),
         Figure("spawner_pss_mb", "agent's spawner process, PSS", "MB"),
     ]

@@ -267,7 +267,7 @@ class ReplicasReconciler:
     KIND: ClassVar[type[Resource]] = Instance
     # A pass reads every replica of the Instance, and each of a start's 1,000 replicas
     # changes three times (created, bound, Running): unbatched (see runner.py), passes ran
-    # back to back and the controllers took 5.3-6.6 s of CPU for that start, 3.7-3.8 s
+    # back to back and the controllers took 5.8-6.6 s of CPU for that start, 3.7-3.8 s
     # batched. 0.1 s is little to add to a roll's step or a failed replica's replacement.
     BATCH_SECONDS: ClassVar[float] = 0.1
 

@@ -31,6 +31,7 @@ FIGURES = {
     "agent_growth_per_replica_kb",
     "agent_rss_mb",
     "agent_idle_cpu_percent",
+    "controllers_cpu_s",
     "spawner_rss_mb",
     "spawner_pss_mb",
 }
