@@ -145,7 +145,9 @@ class Reconciler(Protocol):
     """One concern. `KIND` is the kind whose keys it reconciles (each change to one queues its
     own key); `watches()` maps kinds (other kinds, or KIND itself for extra keys) to the keys
     their changes affect. One whose reconciles are mostly a store round trip may ask the
-    manager for more worker threads than its default with a `MIN_WORKERS` class attribute."""
+    manager for more worker threads than its default with a `MIN_WORKERS` class attribute;
+    one whose key stands for many objects may have their progress batched with a
+    `BATCH_SECONDS` class attribute (see runner.py)."""
 
     NAME: ClassVar[str]
     KIND: ClassVar[type[Resource]]
