@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 # A write lost to a concurrent change is retried soon; the change's own watch event usually
 # brings the key back first.
 RETRY_SECONDS = 0.5
+# An owner in foreground deletion looks again this often while dependents hold it. A change
+# that frees it (a dependent's ownerReference removed by hand) names no owner any more, so no
+# watch event maps to the owner's key; Kubernetes' collector finds it through the previous
+# version of the dependent, which our watch events do not carry.
+FOREGROUND_RECHECK_SECONDS = 5.0
 
 OWNED_KINDS: tuple[type[Resource], ...] = tuple(kind for kind in ALL_KINDS if kind is not Event)
 """The kinds that can own or depend (every kind but Event, see the module docstring)."""
@@ -95,17 +100,18 @@ class GarbageCollector:
         return keys
 
     def reconcile(self, key: Key) -> Result:
+        waiting = False
         try:
             for obj in self._objects_named(key):
                 if obj.metadata.deletionTimestamp:
-                    self._carry_out_policy(obj)
+                    waiting = self._carry_out_policy(obj) or waiting
                 elif obj.metadata.ownerReferences:
                     self._collect(obj)
         except (Conflict, NotFound) as error:
             # Someone changed or deleted what was read: read everything again.
             log.debug("garbage collection of %s raced: %s", key, error)
             return Result(requeue_after=RETRY_SECONDS)
-        return Result()
+        return Result(requeue_after=FOREGROUND_RECHECK_SECONDS if waiting else None)
 
     # -- a dependent --------------------------------------------------------------------
 
@@ -153,11 +159,13 @@ class GarbageCollector:
 
     # -- an owner being deleted -------------------------------------------------------------
 
-    def _carry_out_policy(self, owner: Resource) -> None:
+    def _carry_out_policy(self, owner: Resource) -> bool:
+        """True if the owner still waits for dependents to go."""
         if ORPHAN_FINALIZER in owner.metadata.finalizers:
             self._orphan(owner)
         elif FOREGROUND_FINALIZER in owner.metadata.finalizers:
-            self._delete_dependents_first(owner)
+            return self._delete_dependents_first(owner)
+        return False
 
     def _orphan(self, owner: Resource) -> None:
         """Release every dependent, then let the owner go. Read live: a dependent missed
@@ -167,14 +175,13 @@ class GarbageCollector:
             self._release(dependent, {owner.metadata.uid})
         self._remove_finalizer(owner, ORPHAN_FINALIZER)
 
-    def _delete_dependents_first(self, owner: Resource) -> None:
-        """Delete the dependents; once none holds the owner, let the owner go. The cache
-        decides while dependents remain; a live read confirms before the owner goes."""
-        if self._settle_dependents(owner, live=False):
-            return
-        if self._settle_dependents(owner, live=True):
-            return
+    def _delete_dependents_first(self, owner: Resource) -> bool:
+        """Delete the dependents; once none holds the owner, let the owner go (False). The
+        cache decides while dependents remain; a live read confirms before the owner goes."""
+        if self._settle_dependents(owner, live=False) or self._settle_dependents(owner, live=True):
+            return True
         self._remove_finalizer(owner, FOREGROUND_FINALIZER)
+        return False
 
     def _settle_dependents(self, owner: Resource, live: bool) -> bool:
         """Collect the owner's dependents; True if any of them still holds it."""

@@ -17,6 +17,7 @@ from constellation.apis.meta import OwnerReference
 from constellation.apis.registry import ALL_KINDS
 from constellation.apis.replica import Replica
 from constellation.client.client import FOREGROUND_FINALIZER, ORPHAN_FINALIZER, Client
+from constellation.controllers import gc as gc_module
 from constellation.controllers.base import ControllerContext, Key
 from constellation.controllers.gc import GarbageCollector
 from constellation.controllers.manager import ControllerManager
@@ -280,3 +281,29 @@ def test_the_running_collector_reacts_to_deletes_through_its_watches(
     release_hold(client, "web-0")
     wait_until(lambda: client.find(Instance, "web") is None, "the owner to go after its dependents")
     assert names(client) == []
+
+
+def test_a_foreground_owner_released_by_hand_goes_without_a_watch_event_naming_it(
+    client: Client, running_gc: ControllerManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removing the ownerReference from the dependent that holds the owner changes only the
+    dependent, which names the owner no more: the waiting owner finds out by looking again."""
+    monkeypatch.setattr(gc_module, "FOREGROUND_RECHECK_SECONDS", 0.5)
+    web = instance(client)
+    replica(client, "web-0", web, finalizers=(HOLD,))
+    client.delete(Instance, "web", propagation="Foreground")
+    wait_until(
+        lambda: client.get(Replica, "web-0").metadata.deletionTimestamp is not None,
+        "web-0 to be deleted and held by its finalizer",
+    )
+    for _ in range(20):
+        held = client.get(Replica, "web-0")
+        held.metadata.ownerReferences = []
+        try:
+            client.update(held)
+            break
+        except Conflict:
+            continue
+    wait_until(lambda: client.find(Instance, "web") is None, "the released owner to go", 5.0)
+    assert names(client) == ["web-0"]  # released, not collected: its own finalizer holds it
+    release_hold(client, "web-0")
