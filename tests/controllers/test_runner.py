@@ -101,6 +101,22 @@ class Rig:
             informer.stop()
 
 
+def owned_replica(owner: Instance, ordinal: int) -> Replica:
+    return Replica.model_validate(
+        {
+            "metadata": {
+                "name": f"{owner.metadata.name}-{ordinal}",
+                "labels": {"owner": owner.metadata.name},
+            },
+            "spec": {
+                "instanceName": owner.metadata.name,
+                "ordinal": ordinal,
+                "template": owner.spec.template(),
+            },
+        }
+    )
+
+
 @pytest.fixture
 def rig(client: Client) -> Iterator[Rig]:
     made = Rig(client, Settings(reconcile_timeout_seconds=0.3), base_delay=0.05)
@@ -182,13 +198,7 @@ def test_watched_kinds_queue_the_keys_their_mapper_names(rig: Rig) -> None:
     rig.run(reconciler)
     web = rig.client.create(instance("web"))
     wait_for(lambda: len(reconciler.calls) == 1, what="the first reconcile")
-    replica = Replica.model_validate(
-        {
-            "metadata": {"name": "web-0", "labels": {"owner": "web"}},
-            "spec": {"instanceName": "web", "ordinal": 0, "template": web.spec.template()},
-        }
-    )
-    rig.client.create(replica)
+    rig.client.create(owned_replica(web, 0))
     wait_for(lambda: len(reconciler.calls) == 2, what="the replica's owner to be reconciled")
     assert {k for k, _, _ in reconciler.calls} == {Key("default", "web")}
 
@@ -202,19 +212,6 @@ def test_watched_kinds_queue_the_keys_their_mapper_names(rig: Rig) -> None:
 
 class Batching(Scripted):
     BATCH_SECONDS: ClassVar[float] = 1.0
-
-
-def owned_replica(owner: Instance, ordinal: int) -> Replica:
-    return Replica.model_validate(
-        {
-            "metadata": {"name": f"{owner.metadata.name}-{ordinal}", "labels": {"owner": "web"}},
-            "spec": {
-                "instanceName": owner.metadata.name,
-                "ordinal": ordinal,
-                "template": owner.spec.template(),
-            },
-        }
-    )
 
 
 def test_a_batching_reconciler_merges_progress_into_one_pass_and_takes_spec_changes_at_once(
