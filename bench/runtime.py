@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from report import base_parser, publish, rounded, table
+from report import base_parser, cpu_seconds, idle_cpu_percent, publish, rounded, table
 from spawn_timing import (
     UNSHARE,
     sample_in_turn,
@@ -423,11 +423,11 @@ def many_replicas(cfg: Config, work: Path, parent: str) -> dict[str, float]:
         controllers = psutil.Process(daemons.processes["controllers"].pid)
         time.sleep(cfg.settle_seconds)
         rss_before = agent.memory_info().rss
-        controllers_before = cpu_seconds(controllers)
+        controllers_before = cpu_seconds(controllers.pid)
         timeline = apply_until_running(client, "many", cfg.replicas, cfg.timeout)
         time.sleep(cfg.settle_seconds)  # status writes and events settle: idle means idle
-        controllers_cpu = cpu_seconds(controllers) - controllers_before
-        cpu = idle_cpu_percent(agent, cfg.idle_seconds)
+        controllers_cpu = cpu_seconds(controllers.pid) - controllers_before
+        cpu = idle_cpu_percent(agent.pid, cfg.idle_seconds)
         rss_after = agent.memory_info().rss
         spawners = [c for c in agent.children() if "constellation.runtime.spawner" in c.cmdline()]
         spawner = spawners[0].memory_full_info() if spawners else None
@@ -455,17 +455,6 @@ def many_replicas(cfg: Config, work: Path, parent: str) -> dict[str, float]:
         )
         figures["delete_all_s"] = delete_all(client, daemons, cfg.timeout * 2)
     return figures
-
-
-def idle_cpu_percent(process: psutil.Process, seconds: float) -> float:
-    before = cpu_seconds(process)
-    time.sleep(seconds)
-    return (cpu_seconds(process) - before) / seconds * 100
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def helper_memory(cgroups: CgroupManager, replicas: int) -> dict[str, float]:

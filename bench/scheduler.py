@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from report import base_parser, publish, rounded, table
+from report import base_parser, idle_cpu_percent, publish, rounded, table
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -277,17 +277,10 @@ def wait_bound(client: Client, count: int, started: float, timeout: float) -> fl
 
 def idle_usage(pid: int, seconds: float) -> tuple[float, float]:
     """CPU as % of one core over `seconds`, and RSS in MB, from /proc."""
-    before = cpu_seconds(pid)
-    time.sleep(seconds)
-    cpu = (cpu_seconds(pid) - before) / seconds * 100
+    cpu = idle_cpu_percent(pid, seconds)
     status = Path(f"/proc/{pid}/status").read_text()
     rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
     return cpu, rss_kb / 1000
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def manager_child(url: str) -> int:
