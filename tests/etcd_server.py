@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -24,6 +25,13 @@ from types import TracebackType
 ETCD = os.environ.get("CONSTELLATION_ETCD", "etcd")
 ETCDCTL = os.environ.get("CONSTELLATION_ETCDCTL", "etcdctl")
 HOST = "127.0.0.1"
+# A port free when picked may be taken before etcd binds it (by another test's server, or as
+# the local port of an outgoing connection): a first start on picked ports picks again.
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """etcd could not bind its port: someone else has it."""
 
 
 def free_port() -> int:
@@ -66,6 +74,8 @@ class EtcdServer:
         self.name = name
         self.tls = tls
         self.extra_args = extra_args
+        # Only ports, cluster and token all picked here may move (see `start`).
+        self._may_move = not (client_port or peer_port or initial_cluster or cluster_token)
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
@@ -138,19 +148,44 @@ class EtcdServer:
             )
 
     def start(self, timeout: float = 20.0) -> EtcdServer:
+        """Start and wait until healthy. The first start on ports picked here picks new ones
+        if they were taken meanwhile; later starts (restarts) keep their ports."""
+        attempts = PORT_ATTEMPTS if self._may_move else 1
+        while True:
+            attempts -= 1
+            try:
+                self._start_here(timeout)
+            except PortTaken:
+                if attempts == 0:
+                    raise
+                self._move_to_free_ports()
+                continue
+            self._may_move = False
+            return self
+
+    def _start_here(self, timeout: float) -> None:
         self.spawn()
         try:
             self.wait_healthy(timeout)
         except BaseException:
             self.kill()
             raise
-        return self
+
+    def _move_to_free_ports(self) -> None:
+        """New ports, and the files of the start that failed removed (they are ours)."""
+        self.client_port, self.peer_port = free_port(), free_port()
+        self.initial_cluster = f"{self.name}={self.peer_url}"
+        self.cluster_token = f"constellation-test-{self.client_port}"
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.log_path.unlink(missing_ok=True)
 
     def wait_healthy(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                raise RuntimeError(f"etcd {self.name} exited at start-up:\n{self.log_tail()}")
+                tail = self.log_tail()
+                failed = PortTaken if "address already in use" in tail else RuntimeError
+                raise failed(f"etcd {self.name} exited at start-up:\n{tail}")
             if self.healthy():
                 return
             time.sleep(0.02)

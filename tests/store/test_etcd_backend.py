@@ -7,6 +7,8 @@ what a writer was told was committed.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +31,7 @@ from constellation.store import (
 from constellation.store.etcd import EtcdStore
 from constellation.store.keeper import LeaseKeeper
 from constellation.store.resume import ResumingWatch
-from tests.etcd_server import EtcdCluster, EtcdServer, free_port, make_tls_files
+from tests.etcd_server import EtcdCluster, EtcdServer, PortTaken, free_port, make_tls_files
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -350,3 +352,40 @@ def test_close_ends_open_watches(store: Store) -> None:
     store.close()
     assert watch.closed
     assert watch.next_event(timeout=0.1) is None
+
+
+@contextlib.contextmanager
+def squatting(port: int) -> Iterator[None]:
+    """Someone else listening on `port` of the loopback address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAITs
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        yield
+
+
+def test_a_picked_port_taken_before_etcd_binds_it_is_picked_again(tmp_path: Path) -> None:
+    """The test servers' own start-up race (CI saw it): a port free when picked was bound by
+    someone else before etcd started."""
+    server = EtcdServer(tmp_path)
+    taken = server.client_port
+    with squatting(taken), server:
+        assert server.client_port != taken
+        store = open_store(server.url)
+        try:
+            store.create("/k", b"v")
+            record = store.get("/k")
+            assert record is not None and record.value == b"v"
+        finally:
+            store.close()
+
+
+def test_a_restart_keeps_its_ports_even_when_one_is_taken(etcd: EtcdServer) -> None:
+    """Clients of a restarted server reconnect to the same address: it never moves."""
+    port = etcd.client_port
+    etcd.kill()
+    with squatting(port), pytest.raises(PortTaken):
+        etcd.restart()
+    assert etcd.client_port == port
+    etcd.restart()
+    assert etcd.running
