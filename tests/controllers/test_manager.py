@@ -70,6 +70,8 @@ def test_manager_reacts_to_a_created_object_and_stops_cleanly(client: Client) ->
         web.spec.replicas = 4
         client.update(web)
         wait_for(lambda: seen(client, "web") == "2", 5, "the reaction to an update")
+        # Counted once reconcile has returned, a moment after its write was seen.
+        wait_for(lambda: metrics.outcomes("observe")["success"] >= 2, 5, "both calls counted")
         outcomes = metrics.outcomes("observe")
         assert outcomes["error"] == 0 and outcomes["success"] >= 2
     finally:
