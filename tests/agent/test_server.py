@@ -87,11 +87,14 @@ def test_out_of_memory_is_reported_as_oomkilled_with_an_event(cluster: Cluster) 
 
 def test_a_crashing_replica_backs_off_and_shows_crashloopbackoff(cluster: Cluster) -> None:
     cluster.apply_text(instance("crash", 1, "echo boom; exit 3"))
+    # Between back-offs each restart shows Running for a moment: wait for a back-off.
     replica = cluster.wait_replica(
-        "crash-0", lambda r: r.status.restarts >= 3, "restarted 3 times", timeout=20
+        "crash-0",
+        lambda r: r.status.restarts >= 3 and r.status.reason == "CrashLoopBackOff",
+        "restarted 3 times, backing off",
+        timeout=20,
     )
     assert replica.status.exitCode == 3
-    assert replica.status.reason == "CrashLoopBackOff"
     assert "CrashLoopBackOff" in cluster.cli("get", "replicas").stdout
     assert "boom" in cluster.cli("logs", "crash-0", "--previous").stdout
 
