@@ -420,13 +420,13 @@ def many_replicas(cfg: Config, work: Path, parent: str) -> dict[str, float]:
     daemons = Daemons(fresh_dir(work / "agent"), parent)
     with running(daemons, "controllers", "agent") as client:
         agent = psutil.Process(daemons.processes["agent"].pid)
-        controllers = psutil.Process(daemons.processes["controllers"].pid)
+        controllers = daemons.processes["controllers"].pid
         time.sleep(cfg.settle_seconds)
         rss_before = agent.memory_info().rss
-        controllers_before = cpu_seconds(controllers.pid)
+        controllers_before = cpu_seconds(controllers)
         timeline = apply_until_running(client, "many", cfg.replicas, cfg.timeout)
         time.sleep(cfg.settle_seconds)  # status writes and events settle: idle means idle
-        controllers_cpu = cpu_seconds(controllers.pid) - controllers_before
+        controllers_cpu = cpu_seconds(controllers) - controllers_before
         cpu = idle_cpu_percent(agent.pid, cfg.idle_seconds)
         rss_after = agent.memory_info().rss
         spawners = [c for c in agent.children() if "constellation.runtime.spawner" in c.cmdline()]

@@ -243,18 +243,27 @@ def running_gc(client: Client) -> Iterator[ControllerManager]:
         runner.join(15)
 
 
-def release_hold(client: Client, name: str) -> None:
-    """Remove HOLD as its owner (an agent, say) would: re-read on Conflict, since the running
+def edit_replica(client: Client, name: str, change: Callable[[Replica], None], what: str) -> None:
+    """Change a replica as a user or an agent would: re-read on Conflict, since the running
     collector writes the same object."""
     for _ in range(20):
-        held = client.get(Replica, name)
-        held.metadata.finalizers = [f for f in held.metadata.finalizers if f != HOLD]
+        replica = client.get(Replica, name)
+        change(replica)
         try:
-            client.update(held)
+            client.update(replica)
             return
         except Conflict:
             continue
-    raise AssertionError(f"could not remove {HOLD} from {name}")
+    raise AssertionError(f"could not {what} on {name}")
+
+
+def release_hold(client: Client, name: str) -> None:
+    """Remove HOLD as its owner (an agent, say) would."""
+
+    def drop_hold(held: Replica) -> None:
+        held.metadata.finalizers = [f for f in held.metadata.finalizers if f != HOLD]
+
+    edit_replica(client, name, drop_hold, f"remove {HOLD}")
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -296,14 +305,11 @@ def test_a_foreground_owner_released_by_hand_goes_without_a_watch_event_naming_i
         lambda: client.get(Replica, "web-0").metadata.deletionTimestamp is not None,
         "web-0 to be deleted and held by its finalizer",
     )
-    for _ in range(20):
-        held = client.get(Replica, "web-0")
+
+    def drop_owners(held: Replica) -> None:
         held.metadata.ownerReferences = []
-        try:
-            client.update(held)
-            break
-        except Conflict:
-            continue
+
+    edit_replica(client, "web-0", drop_owners, "remove the ownerReferences")
     wait_until(lambda: client.find(Instance, "web") is None, "the released owner to go", 5.0)
     assert names(client) == ["web-0"]  # released, not collected: its own finalizer holds it
     release_hold(client, "web-0")
